@@ -1,0 +1,30 @@
+# RetroVue: `make run` brings everything up with a demo channel; `make test` runs the suite.
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+export RETROVUE_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: run test install system-deps migrate
+
+run: install
+	mkdir -p "$(RETROVUE_DATA_DIR)"
+	python manage.py migrate --noinput -v0
+	scripts/ensure-redis
+	honcho -f Procfile start
+
+test: install
+	scripts/ensure-redis
+	pytest
+
+install: system-deps $(VENV)/.installed
+
+system-deps:
+	@scripts/install-system-deps
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@

@@ -1,0 +1,57 @@
+"""Channel endpoints: thin views over channels_app.services."""
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services
+from .models import Channel
+from .serializers import ChannelSerializer, channel_data
+
+
+class ChannelList(APIView):
+    def get(self, request):
+        channels = Channel.objects.with_runtime().select_related("config")
+        return Response(ChannelSerializer(channels, many=True).data)
+
+    def post(self, request):
+        channel = services.create_channel(request.data)
+        return Response(channel_data(channel), status=status.HTTP_201_CREATED)
+
+
+class ChannelDetail(APIView):
+    def get(self, request, ref):
+        return Response(channel_data(services.get_channel(ref)))
+
+    def delete(self, request, ref):
+        services.delete_channel(services.get_channel(ref))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ChannelConfigView(APIView):
+    def get(self, request, ref):
+        return Response(services.get_channel(ref).config.sections())
+
+    def put(self, request, ref):
+        channel = services.update_config(services.get_channel(ref), request.data)
+        data = channel_data(channel)
+        data["restart_required"] = channel.status in (Channel.Status.RUNNING, Channel.Status.STARTING)
+        return Response(data)
+
+
+class ChannelAction(APIView):
+    """POST start/stop: returns 202 at once; the status is then read from the channel."""
+
+    action = None
+
+    def post(self, request, ref):
+        channel = getattr(services, f"{self.action}_channel")(services.get_channel(ref))
+        return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)
+
+
+class BulkAction(APIView):
+    """POST start-all / stop-all / restart-failed: 202 with what happened to each channel."""
+
+    action = None
+
+    def post(self, request):
+        return Response({"channels": getattr(services, self.action)()}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,80 @@
+"""Admin forms: the same allow-list validation as the API, shown as per-field errors."""
+import re
+
+from django import forms
+from django.conf import settings
+
+from . import validation
+from .models import Channel, ChannelConfig
+from .profiles import QUALITY_PROFILES, merged_sections
+from .validation import ConfigError
+
+
+def add_config_errors(form, exc):
+    """Put each ConfigError message on the field it is about ('stream_settings.bitrate' -> stream_settings)."""
+    for path, messages in exc.errors.items():
+        field = re.split(r"[.\[]", path, maxsplit=1)[0]
+        prefix = "" if path == field else f"{path}: "
+        form.add_error(field if field in form.fields else None, [prefix + m for m in messages])
+
+
+class ChannelForm(forms.ModelForm):
+    class Meta:
+        model = Channel
+        fields = ["name", "number", "description", "playlist"]
+        help_texts = {"playlist": "JSON list of media file paths under the media roots, played in a "
+                                  "loop; empty plays the slate."}
+
+    CHECKS = {
+        "name": validation.validate_name,
+        "number": validation.validate_number,
+        "playlist": lambda paths: validation.validate_playlist(paths, settings.RETROVUE_MEDIA_ROOTS),
+    }
+
+    def clean(self):
+        cleaned = super().clean()
+        for field, check in self.CHECKS.items():
+            if field in cleaned:  # absent when read-only or already invalid
+                try:
+                    cleaned[field] = check(cleaned[field])
+                except ConfigError as exc:
+                    add_config_errors(self, exc)
+        return cleaned
+
+
+class ChannelConfigForm(forms.ModelForm):
+    """The config inline: only the sections the operator edits are sent to the service."""
+
+    quality = forms.ChoiceField(
+        required=False, choices=[("", "---------")] + [(name, name) for name in QUALITY_PROFILES],
+        help_text="Replace the stream and quality settings with this profile; keys edited below still win.")
+
+    class Meta:
+        model = ChannelConfig
+        fields = ["quality", *ChannelConfig.SECTIONS]
+        help_texts = {name: "JSON object; keys left out keep their current (or the template's) value."
+                      for name in ChannelConfig.SECTIONS}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ChannelConfig.SECTIONS:
+            self.fields[name].required = False
+
+    def service_data(self):
+        """The `quality` and config sections to pass to create_channel / update_config."""
+        data = {name: self.cleaned_data[name] for name in ChannelConfig.SECTIONS
+                if name in self.changed_data and self.cleaned_data.get(name) is not None}
+        if self.cleaned_data.get("quality"):
+            data["quality"] = self.cleaned_data["quality"]
+        return data
+
+    def clean(self):
+        cleaned = super().clean()
+        data = self.service_data()
+        base = self.instance.sections() if self.instance.pk else None
+        try:
+            # The channel number only picks the default port, so any number validates the same.
+            validation.validate_config(merged_sections(0, data.pop("quality", None), data, base=base))
+        except ConfigError as exc:
+            add_config_errors(self, exc)
+        return cleaned

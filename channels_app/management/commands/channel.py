@@ -1,0 +1,99 @@
+"""`retrovue channel create|start|stop|status|list|delete`: the CLI over channels_app.services."""
+from channels_app import schedules, services
+from channels_app.models import Channel
+from channels_app.profiles import QUALITY_PROFILES
+from channels_app.serializers import ChannelSerializer, channel_data
+from channels_app.validation import parse_output_url
+from retrovue.commands import ServiceCommand
+
+
+def _create_args(parser):
+    parser.add_argument("name")
+    parser.add_argument("--number", type=int, required=True)
+    parser.add_argument("--quality", choices=list(QUALITY_PROFILES))
+    parser.add_argument("--output", help="udp://ADDRESS:PORT (unicast or multicast)")
+    parser.add_argument("--playlist", nargs="+", metavar="FILE", default=[],
+                        help="media files under RETROVUE_MEDIA_ROOTS, played in a loop")
+    parser.add_argument("--description", default="")
+
+
+def _ref(parser):
+    parser.add_argument("channel", help="channel UUID or number")
+
+
+def _switch_args(parser):
+    _ref(parser)
+    parser.add_argument("asset", help="media asset id or file path (imported if needed)")
+
+
+def summary(data):
+    uptime = f"{data['uptime_s']:.0f}s" if data["uptime_s"] is not None else "-"
+    line = (f"{data['number']:>5}  {data['name'][:28]:<28}  {data['status']:<8}  "
+            f"{data['host'] or '-':<12}  {uptime:>7}  {data['outputs']['udp']}")
+    return line + (f"\n       reason: {data['status_reason']}" if data["status_reason"] else "")
+
+
+class Command(ServiceCommand):
+    help = "Create, start, stop and inspect channels."
+    subcommands = {
+        "create": ("create a channel", _create_args),
+        "start": ("start a channel (returns once queued)", _ref),
+        "stop": ("stop a channel", _ref),
+        "status": ("show a channel", _ref),
+        "delete": ("delete a stopped channel", _ref),
+        "list": ("list channels", None),
+        "switch": ("air an asset now, then rejoin the schedule", _switch_args),
+        "start-all": ("start every channel that is not running", None),
+        "stop-all": ("stop every channel", None),
+        "restart-failed": ("start again the channels in ERROR that allow auto restart", None),
+    }
+
+    def handle(self, *args, subcommand, **options):
+        super().handle(*args, subcommand=subcommand.replace("-", "_"), **options)
+
+    def do_create(self, name, number, quality, output, playlist, description, json, **_):
+        data = {"name": name, "number": number, "quality": quality, "playlist": playlist,
+                "description": description}
+        if output:
+            data["network_settings"] = parse_output_url(output)
+        channel = services.create_channel(data)
+        self.emit(channel_data(channel), json, f"created channel {channel.number} ({channel.id})")
+
+    def do_start(self, channel, json, **_):
+        data = channel_data(services.start_channel(services.get_channel(channel)))
+        self.emit(data, json, f"starting channel {data['number']} on {data['host']}")
+
+    def do_stop(self, channel, json, **_):
+        data = channel_data(services.stop_channel(services.get_channel(channel)))
+        self.emit(data, json, f"stopping channel {data['number']}")
+
+    def do_status(self, channel, json, **_):
+        data = channel_data(services.get_channel(channel))
+        self.emit(data, json, summary(data))
+
+    def do_delete(self, channel, json, **_):
+        found = services.get_channel(channel)
+        services.delete_channel(found)
+        self.emit({"deleted": str(found.id)}, json, f"deleted channel {found.number}")
+
+    def do_switch(self, channel, asset, json, **_):
+        data = schedules.switch_channel(services.get_channel(channel), asset)
+        self.emit(data, json, f"channel {data['channel']} switches to {data['asset']['source']}")
+
+    def do_list(self, json, **_):
+        rows = ChannelSerializer(Channel.objects.with_runtime().select_related("config"), many=True).data
+        header = f"{'no.':>5}  {'name':<28}  {'status':<8}  {'host':<12}  {'uptime':>7}  output"
+        self.emit(rows, json, "\n".join([header, *map(summary, rows)]))
+
+    def bulk(self, results, json):
+        lines = [f"{number:>5}  {outcome}" for number, outcome in results.items()] or ["no channels"]
+        self.emit({"channels": results}, json, "\n".join(lines))
+
+    def do_start_all(self, json, **_):
+        self.bulk(services.start_all_channels(), json)
+
+    def do_stop_all(self, json, **_):
+        self.bulk(services.stop_all_channels(), json)
+
+    def do_restart_failed(self, json, **_):
+        self.bulk(services.restart_failed_channels(), json)

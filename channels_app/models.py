@@ -1,0 +1,167 @@
+"""Channels and their configuration: the desired state of every channel lives here."""
+import uuid
+
+from django.db import models
+from django.db.models import OuterRef, Subquery
+
+
+class ChannelQuerySet(models.QuerySet):
+    def with_runtime(self):
+        """Annotate the host and start time of each channel's current run in one query."""
+        from streams_app.models import Stream
+
+        current = Stream.objects.filter(channel=OuterRef("pk"), generation=OuterRef("generation"))
+        return self.annotate(
+            current_host=Subquery(current.values("host")[:1]),
+            current_started_at=Subquery(current.values("started_at")[:1]),
+        )
+
+
+class Channel(models.Model):
+    class Status(models.TextChoices):
+        STOPPED = "STOPPED"
+        STARTING = "STARTING"
+        RUNNING = "RUNNING"
+        STOPPING = "STOPPING"
+        ERROR = "ERROR"
+
+    class Desired(models.TextChoices):
+        RUNNING = "RUNNING"
+        STOPPED = "STOPPED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    number = models.PositiveIntegerField(unique=True)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STOPPED)
+    status_reason = models.TextField(blank=True, default="")
+    desired_state = models.CharField(max_length=10, choices=Desired.choices, default=Desired.STOPPED)
+    # Ordered media file paths, looped; empty plays the generated slate.
+    playlist = models.JSONField(default=list, blank=True)
+    # Bumped at every placement; a supervisor whose generation is stale must stop (fencing).
+    generation = models.PositiveIntegerField(default=0)
+    # The schedule on air; without one the channel loops its playlist (or the slate).
+    current_schedule = models.ForeignKey("Schedule", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    # A ContentSwitcher request: play this asset now, then rejoin the schedule.
+    switch_asset = models.ForeignKey("MediaAsset", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    switch_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self):
+        return f"{self.number} {self.name}"
+
+
+class ChannelConfig(models.Model):
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="config")
+    stream_settings = models.JSONField(default=dict)
+    quality_settings = models.JSONField(default=dict)
+    network_settings = models.JSONField(default=dict)
+    resource_limits = models.JSONField(default=dict)
+    # auto_restart, max_restart_attempts, restart_delay_seconds; missing keys use the system defaults.
+    failover_settings = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    SECTIONS = ("stream_settings", "quality_settings", "network_settings", "resource_limits",
+                "failover_settings")
+
+    def sections(self):
+        return {name: getattr(self, name) for name in self.SECTIONS}
+
+    def failover(self):
+        """The channel's restart policy: its own keys over the system-wide defaults."""
+        from django.conf import settings
+
+        return {**settings.RETROVUE_FAILOVER_DEFAULTS, **(self.failover_settings or {})}
+
+    def __str__(self):
+        return f"config of {self.channel}"
+
+
+class MediaAsset(models.Model):
+    """A playable file (under the media roots) or http(s) URL, probed with ffprobe on import."""
+
+    source = models.CharField(max_length=1000, unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    duration_s = models.FloatField()
+    video_codec = models.CharField(max_length=32, blank=True, default="")
+    audio_codec = models.CharField(max_length=32, blank=True, default="")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    frame_rate = models.FloatField(null=True, blank=True)
+    audio_sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    probed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source"]
+
+    def __str__(self):
+        return self.title or self.source
+
+    @property
+    def resolution(self):
+        return f"{self.width}x{self.height}" if self.width and self.height else ""
+
+
+class Schedule(models.Model):
+    """A channel's programming: ordered programs, optionally looping their block every day."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="schedules")
+    timezone = models.CharField(max_length=64, default="UTC")
+    loop = models.BooleanField(default=False, help_text="repeat the block of programs every day")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"schedule {self.pk} of {self.channel}"
+
+
+class Program(models.Model):
+    """One scheduled airing of an asset: at `start`, or right after the previous program."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="programs")
+    position = models.PositiveIntegerField()
+    asset = models.ForeignKey(MediaAsset, on_delete=models.PROTECT, related_name="programs")
+    start = models.DateTimeField(null=True, blank=True)
+    in_point = models.FloatField(null=True, blank=True)
+    out_point = models.FloatField(null=True, blank=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["schedule", "position"]
+        constraints = [models.UniqueConstraint(fields=["schedule", "position"], name="one_program_per_position")]
+
+    @property
+    def duration_s(self):
+        end = self.asset.duration_s if self.out_point is None else min(self.out_point, self.asset.duration_s)
+        return max(0.0, end - (self.in_point or 0.0))
+
+    def __str__(self):
+        return self.title or str(self.asset)
+
+
+class TransitionRule(models.Model):
+    """What fills a gap between programs (or the time when nothing is scheduled)."""
+
+    class Fill(models.TextChoices):
+        CUT = "CUT", "cut to the next program"
+        FILLER = "FILLER", "loop a filler asset"
+        SLATE = "SLATE", "the generated slate"
+
+    schedule = models.OneToOneField(Schedule, on_delete=models.CASCADE, related_name="transition")
+    fill = models.CharField(max_length=8, choices=Fill.choices, default=Fill.SLATE)
+    filler = models.ForeignKey(MediaAsset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self):
+        return f"{self.get_fill_display()} for {self.schedule}"

@@ -1,0 +1,59 @@
+"""Quality profiles (the `quality` shortcut) and the product's default channel settings."""
+import copy
+
+QUALITY_PROFILES = {
+    "1080p": {
+        "stream_settings": {"video_codec": "h264", "audio_codec": "aac", "bitrate": "5000k",
+                            "resolution": "1920x1080", "frame_rate": 30},
+        "quality_settings": {"preset": "veryfast", "crf": 23, "max_bitrate": "6000k",
+                             "buffer_size": "12000k"},
+    },
+    "720p": {
+        "stream_settings": {"video_codec": "h264", "audio_codec": "aac", "bitrate": "3000k",
+                            "resolution": "1280x720", "frame_rate": 30},
+        "quality_settings": {"preset": "veryfast", "crf": 23, "max_bitrate": "3500k",
+                             "buffer_size": "7000k"},
+    },
+    "480p": {
+        "stream_settings": {"video_codec": "h264", "audio_codec": "aac", "bitrate": "1500k",
+                            "resolution": "854x480", "frame_rate": 30},
+        "quality_settings": {"preset": "veryfast", "crf": 23, "max_bitrate": "1800k",
+                             "buffer_size": "3600k"},
+    },
+    # Pre-encoded media passes through untouched; resolution and rate describe the expected
+    # format and size the slate that fills an empty playlist.
+    "copy": {
+        "stream_settings": {"video_codec": "copy", "audio_codec": "copy", "bitrate": "3000k",
+                            "resolution": "1280x720", "frame_rate": 30},
+        "quality_settings": {"preset": "veryfast", "crf": 23, "max_bitrate": "3500k",
+                             "buffer_size": "7000k"},
+    },
+}
+DEFAULT_QUALITY = "720p"
+DEFAULT_RESOURCE_LIMITS = {"max_cpu_percent": 25, "max_memory_mb": 2048, "max_bandwidth_mbps": 10}
+BASE_UDP_PORT = 5000
+
+
+def default_network(number):
+    """Loopback unicast on a port derived from the channel number: safe until an operator sets it."""
+    return {"protocol": "udp", "multicast_address": "127.0.0.1", "port": BASE_UDP_PORT + number % 60000}
+
+
+def merged_sections(number, quality=None, given=None, base=None):
+    """Build the four config sections: base (or the profile) < quality profile < explicit keys."""
+    given = given or {}
+    sections = copy.deepcopy(base) if base else {
+        **copy.deepcopy(QUALITY_PROFILES[DEFAULT_QUALITY]),
+        "network_settings": default_network(number),
+        "resource_limits": dict(DEFAULT_RESOURCE_LIMITS),
+        "failover_settings": {},
+    }
+    if quality:
+        sections.update(copy.deepcopy(QUALITY_PROFILES[quality]))
+    for name, values in given.items():
+        if isinstance(values, dict) and isinstance(sections.get(name), dict):
+            merged = {**sections[name], **values}
+            sections[name] = {key: value for key, value in merged.items() if value is not None}
+        else:
+            sections[name] = values
+    return sections

@@ -1,0 +1,26 @@
+"""Worker life cycle: register the encode host at start, heartbeat it, mark it offline at exit."""
+import os
+
+from celery.signals import worker_ready, worker_shutting_down
+from django.conf import settings
+
+from . import services
+
+_heartbeat = {}
+
+
+@worker_ready.connect
+def register_encode_host(**_):
+    name, capacity = settings.RETROVUE_HOST, settings.RETROVUE_HOST_CAPACITY
+    services.register_host(name, capacity, pid=os.getpid())
+    thread = services.HostHeartbeat(name, capacity, settings.RETROVUE_HEARTBEAT_SECONDS * 2)
+    thread.start()
+    _heartbeat["thread"] = thread
+
+
+@worker_shutting_down.connect
+def retire_encode_host(**_):
+    thread = _heartbeat.pop("thread", None)
+    if thread:
+        thread.stopped.set()
+        services.mark_offline(settings.RETROVUE_HOST)

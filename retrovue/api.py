@@ -1,0 +1,15 @@
+"""API plumbing shared by the apps: domain errors become HTTP answers with field errors."""
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from channels_app.validation import ConfigError
+
+from .errors import ServiceError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ConfigError):
+        return Response(exc.errors, status=400)
+    if isinstance(exc, ServiceError):
+        return Response({"detail": str(exc)}, status=exc.http_status)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,202 @@
+"""RetroVue settings: twelve-factor, every knob from the environment with an embedded default.
+
+The defaults run everything on one machine (SQLite under ./var, Redis on 127.0.0.1) so that
+`make run` works on a fresh clone; production sets DATABASE_URL, REDIS_URL and friends.
+"""
+import os
+import socket
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default):
+    return os.environ.get(name, default)
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def env_float(name, default):
+    return float(os.environ.get(name, default))
+
+
+def env_bool(name, default):
+    return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
+
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "retrovue-dev-only-secret-key-change-me-in-production")
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+
+# --- RetroVue runtime -------------------------------------------------------------------------
+RETROVUE_DATA_DIR = Path(env_str("RETROVUE_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+RETROVUE_MEDIA_ROOTS = [
+    Path(p).resolve()
+    for p in env_str("RETROVUE_MEDIA_ROOTS", str(RETROVUE_DATA_DIR / "media")).split(":")
+    if p
+]
+RETROVUE_HOST = env_str("RETROVUE_HOST", socket.gethostname())
+RETROVUE_FFMPEG = env_str("RETROVUE_FFMPEG", "ffmpeg")
+RETROVUE_FFPROBE = env_str("RETROVUE_FFPROBE", "ffprobe")
+# Channel slots of this encode host (threads of its worker pool).
+RETROVUE_HOST_CAPACITY = env_int("RETROVUE_HOST_CAPACITY", 8)
+# Seconds between a supervisor's lease heartbeats; a lease older than the TTL is a lost host.
+RETROVUE_HEARTBEAT_SECONDS = env_float("RETROVUE_HEARTBEAT_SECONDS", 1.0)
+RETROVUE_LEASE_TTL_SECONDS = env_float("RETROVUE_LEASE_TTL_SECONDS", 3.0)
+# The product's health_check_interval: how often beat sweeps leases and evaluates alerts.
+RETROVUE_HEALTH_CHECK_INTERVAL = env_int("RETROVUE_HEALTH_CHECK_INTERVAL", 1)
+if RETROVUE_HEALTH_CHECK_INTERVAL >= RETROVUE_LEASE_TTL_SECONDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("RETROVUE_HEALTH_CHECK_INTERVAL must be below RETROVUE_LEASE_TTL_SECONDS: "
+                               "a lease must be judged before it can be renewed twice")
+# FFmpeg alive but its output time not advancing for this long = stalled, restarted.
+RETROVUE_STALL_SECONDS = env_float("RETROVUE_STALL_SECONDS", 2.0)
+# System-wide restart policy; ChannelConfig.failover_settings overrides it per channel.
+RETROVUE_FAILOVER_DEFAULTS = {
+    "auto_restart": env_bool("RETROVUE_AUTO_RESTART", True),
+    "max_restart_attempts": env_int("RETROVUE_MAX_RESTART_ATTEMPTS", 3),
+    "restart_delay_seconds": env_float("RETROVUE_RESTART_DELAY_SECONDS", 0.0),
+}
+# Restart attempts are counted within this window; beat retries ERROR channels this often.
+RETROVUE_RESTART_WINDOW_SECONDS = env_float("RETROVUE_RESTART_WINDOW_SECONDS", 60.0)
+RETROVUE_FAILED_RETRY_SECONDS = env_float("RETROVUE_FAILED_RETRY_SECONDS", 60.0)
+# Metrics history: one sample per stream this often, kept this long.
+RETROVUE_METRICS_SAMPLE_SECONDS = env_float("RETROVUE_METRICS_SAMPLE_SECONDS", 10.0)
+RETROVUE_METRICS_RETENTION_HOURS = env_float("RETROVUE_METRICS_RETENTION_HOURS", 24.0)
+# Alert thresholds (the product's monitoring config): percent of a limit, error lines a minute.
+RETROVUE_ALERT_CPU_PERCENT = env_float("RETROVUE_ALERT_CPU_PERCENT", 80.0)
+RETROVUE_ALERT_MEMORY_PERCENT = env_float("RETROVUE_ALERT_MEMORY_PERCENT", 85.0)
+RETROVUE_ALERT_ERROR_RATE = env_float("RETROVUE_ALERT_ERROR_RATE", 5.0)
+# When set, GET /metrics (Prometheus) requires "Authorization: Bearer <token>".
+RETROVUE_METRICS_TOKEN = env_str("RETROVUE_METRICS_TOKEN", "")
+# When set, a channel whose output is not a loopback address is refused at start (tests, demos).
+RETROVUE_LOOPBACK_ONLY = env_bool("RETROVUE_LOOPBACK_ONLY", False)
+RETROVUE_UDP_TTL = env_int("RETROVUE_UDP_TTL", 16)
+RETROVUE_HLS_LIST_SIZE = env_int("RETROVUE_HLS_LIST_SIZE", 6)
+# Scheduled playout feeds frames this far ahead of air time: the encoder's latency, so program
+# boundaries land on the wire at their scheduled time.
+RETROVUE_PLAYOUT_LEAD_SECONDS = env_float("RETROVUE_PLAYOUT_LEAD_SECONDS", 0.08)
+# When set, the IPTV surface (/iptv/..., HDHomeRun endpoints) requires "?token=<token>".
+RETROVUE_IPTV_TOKEN = env_str("RETROVUE_IPTV_TOKEN", "")
+
+# --- Django -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_celery_beat",
+    "resources_app",
+    "streams_app",
+    "channels_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+if not DEBUG:  # production serves the admin's collected static files itself (runserver does in DEBUG)
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
+ROOT_URLCONF = "retrovue.urls"
+WSGI_APPLICATION = "retrovue.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{RETROVUE_DATA_DIR / 'retrovue.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The worker's supervisor threads, beat and the web server write at once: WAL plus
+    # IMMEDIATE transactions make SQLite wait for the lock instead of failing.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(RETROVUE_DATA_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = []
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = RETROVUE_DATA_DIR / "static"
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "retrovue.api.exception_handler",
+}
+
+# --- Celery (every CELERY_* setting in one block) ----------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "control"
+# Stream tasks are acknowledged on receipt and never redelivered: failover is the lease sweep's
+# job, not the broker's. One message at a time per free thread.
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = None
+CELERY_TASK_SOFT_TIME_LIMIT = None
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"retrovue": {"handlers": ["console"], "level": env_str("RETROVUE_LOG_LEVEL", "INFO"),
+                             "propagate": False}},
+}

@@ -1,0 +1,46 @@
+"""URL map: admin, the JSON API under /api/, HLS windows under /hls/, the IPTV surface (/iptv/, HDHomeRun endpoints) and /metrics."""
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from channels_app import api as channels
+from channels_app import schedule_api
+from streams_app import api as streams
+from streams_app import alerts_api, monitoring_api, prometheus
+from streams_app import iptv
+from streams_app.hls import hls_file
+
+api = [
+    path("channels", channels.ChannelList.as_view()),
+    path("channels/start-all", channels.BulkAction.as_view(action="start_all_channels")),
+    path("channels/stop-all", channels.BulkAction.as_view(action="stop_all_channels")),
+    path("channels/restart-failed", channels.BulkAction.as_view(action="restart_failed_channels")),
+    path("channels/<str:ref>", channels.ChannelDetail.as_view()),
+    path("channels/<str:ref>/config", channels.ChannelConfigView.as_view()),
+    path("channels/<str:ref>/start", channels.ChannelAction.as_view(action="start")),
+    path("channels/<str:ref>/stop", channels.ChannelAction.as_view(action="stop")),
+    path("channels/<str:ref>/schedule", schedule_api.ScheduleView.as_view()),
+    path("channels/<str:ref>/switch", schedule_api.SwitchView.as_view()),
+    path("media", schedule_api.MediaList.as_view()),
+    path("streams/<str:ref>/status", streams.StreamRead.as_view(reader="stream_status")),
+    path("streams/<str:ref>/health", streams.StreamRead.as_view(reader="stream_health")),
+    path("streams/<str:ref>/metrics", streams.StreamRead.as_view(reader="stream_metrics")),
+    path("streams/<str:ref>/restart", streams.StreamRestart.as_view()),
+    path("health", monitoring_api.HealthView.as_view()),
+    path("performance", monitoring_api.PerformanceView.as_view()),
+    path("alerts", alerts_api.AlertList.as_view()),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("hls/<int:number>/<str:filename>", hls_file),
+    path("iptv/channels.m3u", iptv.playlist, name="iptv-playlist"),
+    path("iptv/xmltv.xml", iptv.guide, name="iptv-guide"),
+    path("iptv/channels/<int:number>.ts", iptv.channel_stream, name="iptv-stream"),
+    path("discover.json", iptv.discover, name="hdhr-discover"),
+    path("lineup.json", iptv.lineup, name="hdhr-lineup"),
+    path("lineup_status.json", iptv.lineup_status, name="hdhr-lineup-status"),
+    path("metrics", prometheus.metrics_view),
+    path("api/", include(api)),
+]

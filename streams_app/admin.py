@@ -1,0 +1,97 @@
+"""Stream runs and alerts in the admin: both read-only records of what the system saw.
+
+Runs change only through the channel actions; alerts are raised by the system, and the one
+thing an operator does to them is clear (acknowledge) them.
+"""
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from .alerts import clear_alert
+from .models import Alert, Stream
+
+
+def pretty(value):
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2))
+
+
+@admin.register(Stream)
+class StreamAdmin(admin.ModelAdmin):
+    list_display = ["channel", "host", "generation", "status", "pid", "started_at", "ended_at",
+                    "exit_code", "restart_count", "heartbeat_at"]
+    list_filter = ["status", "host"]
+    list_select_related = ["channel"]
+    search_fields = ["channel__name", "host"]
+    fields = ["channel", "host", "generation", "status", "status_reason", "pid", "created_at",
+              "started_at", "ended_at", "exit_code", "restart_count", "heartbeat_at",
+              "health", "errors", "command"]
+    readonly_fields = fields
+
+    @admin.display(description="health metrics")
+    def health(self, stream):
+        return pretty(stream.health_metrics)
+
+    @admin.display(description="error log")
+    def errors(self, stream):
+        return pretty(stream.error_log)
+
+    @admin.display(description="FFmpeg argv")
+    def command(self, stream):
+        return pretty(stream.argv)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "open"), ("no", "cleared")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(cleared_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["kind", "severity", "channel", "host", "message", "raised_at", "cleared_at", "open"]
+    list_filter = ["kind", "severity", OpenFilter]
+    list_select_related = ["channel"]
+    search_fields = ["message", "host", "channel__name"]
+    actions = ["clear"]
+
+    @admin.display(boolean=True, ordering="cleared_at")
+    def open(self, alert):
+        return alert.is_open
+
+    @admin.action(description="Clear selected alerts", permissions=["clear"])
+    def clear(self, request, queryset):
+        """An operator's acknowledgement: a condition still present is raised again as a new alert."""
+        selected = list(queryset)
+        cleared = sum(clear_alert(a.kind, channel_id=a.channel_id, host=a.host)
+                      for a in selected if a.is_open)
+        self.message_user(request, f"Cleared {cleared} of {len(selected)} selected alerts.",
+                          messages.SUCCESS)
+
+    def has_clear_permission(self, request):
+        # The form stays read-only; clearing is the one change, under the model's change permission.
+        return request.user.has_perm(f"{Alert._meta.app_label}.change_alert")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,115 @@
+"""Stream runs: one row per placement of a channel on an encode host."""
+from django.db import models
+
+
+class Stream(models.Model):
+    class Status(models.TextChoices):
+        STARTING = "STARTING"
+        RUNNING = "RUNNING"
+        STOPPING = "STOPPING"
+        STOPPED = "STOPPED"
+        ERROR = "ERROR"
+
+    ACTIVE = (Status.STARTING, Status.RUNNING, Status.STOPPING)
+
+    channel = models.ForeignKey("channels_app.Channel", on_delete=models.CASCADE, related_name="streams")
+    host = models.CharField(max_length=100)
+    generation = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTING)
+    status_reason = models.TextField(blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    argv = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    restart_count = models.PositiveIntegerField(default=0)
+    restart_requested = models.BooleanField(default=False)
+    health_metrics = models.JSONField(default=dict, blank=True)
+    error_log = models.JSONField(default=list, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "generation"], name="one_stream_per_generation"),
+        ]
+
+    def __str__(self):
+        return f"{self.channel} gen {self.generation} on {self.host} ({self.status})"
+
+
+class MetricSample(models.Model):
+    """A coarse sample of a running stream, kept for charts (RETROVUE_METRICS_RETENTION_HOURS)."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="samples")
+    channel = models.ForeignKey("channels_app.Channel", on_delete=models.CASCADE, related_name="samples")
+    at = models.DateTimeField()
+    bitrate_kbps = models.FloatField(null=True)
+    fps = models.FloatField(null=True)
+    speed = models.FloatField(null=True)
+    drop_frames = models.IntegerField(null=True)
+    dup_frames = models.IntegerField(null=True)
+    cpu_percent = models.FloatField(null=True)
+    memory_mb = models.FloatField(null=True)
+    restart_count = models.PositiveIntegerField(default=0)
+
+    FIELDS = ("bitrate_kbps", "fps", "speed", "drop_frames", "dup_frames", "cpu_percent", "memory_mb")
+
+    class Meta:
+        ordering = ["at"]
+        indexes = [models.Index(fields=["channel", "at"]), models.Index(fields=["at"])]
+
+
+class Alert(models.Model):
+    """Raised and cleared like a broadcast system's alarms: at most one open alert per subject."""
+
+    class Kind(models.TextChoices):
+        CPU = "CPU", "CPU over threshold"
+        MEMORY = "MEMORY", "memory over threshold"
+        ERROR_RATE = "ERROR_RATE", "error rate over threshold"
+        STALL = "STALL", "stream stalled"
+        RESTART_LOOP = "RESTART_LOOP", "restart loop"
+        HOST_LOST = "HOST_LOST", "encode host lost"
+
+    class Severity(models.TextChoices):
+        WARNING = "WARNING"
+        CRITICAL = "CRITICAL"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    channel = models.ForeignKey("channels_app.Channel", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="alerts")
+    host = models.CharField(max_length=100, blank=True, default="")
+    message = models.TextField()
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    raised_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    cleared_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "channel"], name="one_open_alert_per_channel",
+                                    condition=models.Q(cleared_at=None, channel__isnull=False)),
+            models.UniqueConstraint(fields=["kind", "host"], name="one_open_alert_per_host",
+                                    condition=models.Q(cleared_at=None, channel=None)),
+        ]
+
+    @property
+    def is_open(self):
+        return self.cleared_at is None
+
+    def __str__(self):
+        subject = self.channel or self.host
+        return f"{self.kind} {subject}: {self.message}"
+
+
+class ControlLoopRun(models.Model):
+    """When a control loop (the lease sweep) last completed: after a gap longer than a lease,
+    leases get one TTL to renew before any is judged, so an outage of Redis, beat or the database
+    never reads as every host lost."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_run_at = models.DateTimeField()

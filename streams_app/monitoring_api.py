@@ -1,0 +1,34 @@
+"""Monitoring endpoints (authenticated like the rest of the API): thin views over monitoring."""
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from channels_app.services import get_channel
+from channels_app.validation import ConfigError
+
+from .monitoring import analyze_channel_performance, monitor_channel_health
+
+MAX_WINDOW_MINUTES = 7 * 24 * 60
+
+
+class HealthView(APIView):
+    """GET /api/health: channels, hosts, stream quality, error rates and open alerts."""
+
+    def get(self, request):
+        return Response(monitor_channel_health())
+
+
+class PerformanceView(APIView):
+    """GET /api/performance[?channel=<number or UUID>][&window=<minutes, default 60>]."""
+
+    def get(self, request):
+        ref = request.query_params.get("channel")
+        channel = get_channel(ref) if ref else None
+        return Response(analyze_channel_performance(channel, window_minutes(request.query_params)))
+
+
+def window_minutes(params):
+    raw = params.get("window", "60")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WINDOW_MINUTES:
+        raise ConfigError({"window": [f"'{raw}' is not a whole number of minutes from 1 to "
+                                      f"{MAX_WINDOW_MINUTES}"]})
+    return int(raw)

@@ -1,0 +1,78 @@
+"""Spawning and stopping FFmpeg so that no process outlives its supervisor.
+
+Each FFmpeg runs in its own process group (so a stop reaches anything it forks) with a
+parent-death signal: if the worker dies, even by SIGKILL, the kernel kills FFmpeg too.
+"""
+import ctypes
+import os
+import signal
+import subprocess
+
+import psutil
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_prctl = _libc.prctl
+
+
+def die_with_parent(niceness=0):
+    """A preexec_fn: the child gets SIGKILL when this process (its forking thread) dies, and
+    runs `niceness` steps below its parent's CPU priority."""
+    parent_pid = os.getpid()
+
+    def setup():
+        # Runs in the child between fork and exec: async-signal-safe calls only.
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if niceness:
+            os.nice(niceness)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def spawn(argv, cwd=None, stdin=subprocess.DEVNULL, pass_fds=()):
+    return subprocess.Popen(
+        argv,
+        stdin=stdin,
+        pass_fds=pass_fds,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=die_with_parent(),
+        close_fds=True,
+        text=True,
+        bufsize=1,
+    )
+
+
+def terminate(proc, grace=3.0):
+    """SIGTERM the process group (FFmpeg closes its outputs cleanly), SIGKILL after `grace` s."""
+    if proc.poll() is not None:
+        return proc.returncode
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
+
+
+def ffmpeg_processes(folder):
+    """Live FFmpeg processes working inside `folder` (their argv names a path in it): how the
+    tests and benchmarks prove that nothing outlived its channel."""
+    marker = str(folder).rstrip("/") + "/"
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        try:
+            if proc.info["name"] == "ffmpeg" and proc.info["status"] != psutil.STATUS_ZOMBIE and \
+                    any(marker in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

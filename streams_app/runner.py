@@ -1,0 +1,96 @@
+"""One FFmpeg process and what it says: progress blocks, stderr lines, CPU and memory.
+
+Reader threads turn FFmpeg's `-progress` output into the latest block and note when the output
+time last advanced (the stall clock); every event that needs the supervisor's attention (first
+progress, exit) sets the supervisor's wake event.
+"""
+import subprocess
+import threading
+import time
+
+import psutil
+from django.utils import timezone
+
+from . import process
+from .progress import ProgressParser
+
+
+class FFmpegRun:
+    def __init__(self, argv, cwd, errors, wake, stdin=subprocess.DEVNULL, pass_fds=()):
+        self.errors = errors  # shared rolling log: it outlives restarts
+        self.wake = wake
+        self.feeder = None  # a playout Pacer writing into this process, stopped with it
+        self.progress = {}
+        self.first_progress_at = None
+        self.started_at = time.monotonic()
+        self.last_advance_at = self.started_at
+        self.proc = process.spawn(argv, cwd=cwd, stdin=stdin, pass_fds=pass_fds)
+        self.pid = self.proc.pid
+        self.ps = psutil.Process(self.pid)
+        self.ps.cpu_percent(None)
+        self._stderr = threading.Thread(target=self._read_errors, daemon=True)
+        self._stderr.start()
+        threading.Thread(target=self._read_progress, daemon=True).start()
+
+    @property
+    def producing(self):
+        return self.first_progress_at is not None
+
+    def exit_code(self):
+        return self.proc.poll()
+
+    def stalled_for(self):
+        """Seconds since the output time last advanced (0 until the first progress)."""
+        return time.monotonic() - self.last_advance_at if self.producing else 0.0
+
+    def _read_progress(self):
+        parser = ProgressParser()
+        for line in self.proc.stdout:
+            block = parser.feed(line)
+            if not block:
+                continue
+            previous, self.progress = self.progress, block
+            if (block.get("out_time_s") or 0) > (previous.get("out_time_s") or 0) or \
+                    (block.get("frame") or 0) > (previous.get("frame") or 0):
+                self.last_advance_at = time.monotonic()
+            if self.first_progress_at is None:
+                self.first_progress_at = self.last_advance_at = time.monotonic()
+                self.wake.set()
+        self.proc.wait()  # EOF comes with the exit: reap it so the supervisor sees the code
+        self.wake.set()
+
+    def _read_errors(self):
+        for line in self.proc.stderr:
+            line = line.rstrip()
+            if line:
+                self.errors.append({"at": timezone.now().isoformat(), "line": line})
+
+    def error_tail(self, lines=3):
+        return " | ".join(entry["line"] for entry in list(self.errors)[-lines:])
+
+    def health(self):
+        """The latest progress with the process's CPU (percent of one core) and memory."""
+        metrics = dict(self.progress)
+        try:
+            with self.ps.oneshot():
+                metrics["cpu_percent"] = self.ps.cpu_percent(None)
+                metrics["memory_mb"] = round(self.ps.memory_info().rss / 2**20, 1)
+        except psutil.Error:
+            pass
+        metrics["pid"] = self.pid
+        metrics["updated_at"] = timezone.now().isoformat()
+        return metrics
+
+    def stop(self, grace=3.0):
+        """Stop the feeder, terminate the process group; returns the exit code once stderr is
+        drained."""
+        if self.feeder:
+            self.feeder.stop()
+        code = process.terminate(self.proc, grace=grace)
+        if self.feeder:
+            self.feeder.close()
+        self._stderr.join(timeout=0.5)
+        return code
+
+    def kill(self):
+        return self.stop(grace=0.0)

@@ -1,0 +1,120 @@
+"""Stream read models (status, health, metrics) and the lease sweep that beat runs."""
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from channels_app.models import Channel
+from resources_app.placement import choose_host
+from retrovue.errors import ServiceError
+
+from .launch import launch_run
+from .control_loops import in_grace
+from .models import Stream
+from .monitoring import channel_verdict, drop_baselines, lease_age, metric_series
+
+log = logging.getLogger("retrovue.sweep")
+
+
+def current_stream(channel):
+    return Stream.objects.filter(channel=channel, generation=channel.generation).first()
+
+
+def stream_status(channel):
+    stream = current_stream(channel)
+    return {
+        "channel": str(channel.id),
+        "number": channel.number,
+        "channel_status": channel.status,
+        "desired_state": channel.desired_state,
+        "reason": channel.status_reason,
+        "stream": None if stream is None else {
+            "id": stream.pk, "host": stream.host, "generation": stream.generation,
+            "status": stream.status, "reason": stream.status_reason, "pid": stream.pid,
+            "started_at": stream.started_at, "ended_at": stream.ended_at,
+            "exit_code": stream.exit_code, "restart_count": stream.restart_count,
+            "heartbeat_at": stream.heartbeat_at,
+        },
+    }
+
+
+def stream_health(channel):
+    """A verdict with its reasons, from the latest progress the supervisor reported."""
+    stream = current_stream(channel)
+    verdict, reasons = channel_verdict(channel, stream, drop_baselines(channel))
+    return {
+        "channel": str(channel.id), "number": channel.number, "verdict": verdict, "reasons": reasons,
+        "restart_count": stream.restart_count if stream else 0,
+        "lease_age_s": lease_age(stream) if stream else None,
+        "error_log": (stream.error_log or [])[-20:] if stream else [],
+    }
+
+
+def stream_metrics(channel):
+    stream = current_stream(channel)
+    return {"channel": str(channel.id), "number": channel.number,
+            "status": stream.status if stream else None,
+            "host": stream.host if stream else None,
+            "metrics": (stream.health_metrics or {}) if stream else {},
+            "series": metric_series(channel)}
+
+
+def restart_stream(channel):
+    from channels_app.services import restart_channel
+
+    return restart_channel(channel)
+
+
+def _replace(channel_id, reason, lost_hosts=()):
+    """Put a channel whose run was lost on another live host, or mark it ERROR if none.
+
+    A host whose lease just expired may still look live for part of a heartbeat: never
+    choose it again in the same sweep."""
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel_id)
+        if channel.desired_state != Channel.Desired.RUNNING:
+            return "not wanted"
+        if channel.streams.filter(status__in=Stream.ACTIVE).exists():
+            return "already running"
+        try:
+            host = choose_host(exclude=lost_hosts)
+        except ServiceError as exc:
+            Channel.objects.filter(pk=channel.pk).update(
+                status=Channel.Status.ERROR, status_reason=f"{reason}; {exc}", updated_at=timezone.now())
+            return "no host"
+        launch_run(channel, host)
+        return f"re-placed on {host.name}"
+
+
+def sweep_expired_leases(now=None):
+    """Expire runs whose lease stopped renewing and re-place their channels; returns what it did.
+
+    Also picks up channels that want to run but have no active run (their host shut down)."""
+    now = now or timezone.now()
+    done = {"expired": [], "replaced": [],
+            "grace": in_grace("lease-sweep", now, settings.RETROVUE_HEALTH_CHECK_INTERVAL)}
+    if done["grace"]:
+        return done
+    stale_before = now - timedelta(seconds=settings.RETROVUE_LEASE_TTL_SECONDS)
+    lost_hosts = set()
+    for stream in Stream.objects.filter(status__in=Stream.ACTIVE, heartbeat_at__lt=stale_before):
+        reason = f"lease expired: host {stream.host} lost"
+        if Stream.objects.filter(pk=stream.pk, status=stream.status,
+                                 heartbeat_at=stream.heartbeat_at).update(
+                status=Stream.Status.ERROR, status_reason=reason, ended_at=timezone.now()):
+            done["expired"].append(stream.pk)
+            lost_hosts.add(stream.host)
+            Channel.objects.filter(pk=stream.channel_id, generation=stream.generation,
+                                   desired_state=Channel.Desired.STOPPED).update(
+                status=Channel.Status.STOPPED, updated_at=timezone.now())
+    orphans = Channel.objects.filter(desired_state=Channel.Desired.RUNNING).exclude(
+        status=Channel.Status.ERROR).exclude(
+        streams__status__in=Stream.ACTIVE).values_list("pk", flat=True)
+    for channel_id in orphans:
+        done["replaced"].append((str(channel_id), _replace(channel_id, "host lost", lost_hosts)))
+    if done["expired"] or done["replaced"]:
+        log.warning("lease sweep: %s", done)
+    return done
+

@@ -1,0 +1,37 @@
+"""Worker shutdown stops every supervisor; migrations create beat's schedule idempotently."""
+from celery.signals import worker_shutting_down
+from django.conf import settings
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+from .alerts import alert_interval
+from .supervisor import shutdown_all
+
+
+@worker_shutting_down.connect
+def stop_supervisors(**_):
+    shutdown_all()
+
+
+def beat_schedule():
+    """(name, task, every seconds) of each control loop beat runs."""
+    every = settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    return [
+        ("retrovue: sweep stream leases", "streams.sweep_leases", every),
+        ("retrovue: evaluate alerts", "streams.evaluate_alerts", alert_interval()),
+        ("retrovue: restart failed channels", "streams.restart_failed_channels", 10),
+        ("retrovue: prune metric samples", "streams.prune_metrics", 600),
+    ]
+
+
+@receiver(post_migrate)
+def ensure_beat_schedule(sender, **_):
+    if sender.name != "streams_app":
+        return
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    for name, task, every in beat_schedule():
+        interval, _created = IntervalSchedule.objects.get_or_create(
+            every=every, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name=name, defaults={"task": task, "interval": interval, "queue": "control", "enabled": True})

@@ -1,0 +1,329 @@
+"""The per-channel supervisor: runs inside the long-lived stream task on an encode host.
+
+It owns one FFmpeg process at a time (a `runner.FFmpegRun`). `run()` is a loop of `step()`
+calls: each waits for an event (first progress, FFmpeg's exit, a worker shutdown) or a deadline
+(heartbeat, stall, restart), does one thing and returns what it did, so tests can drive it a
+step at a time. Every status write is a compare-and-swap on (run, generation): a supervisor that
+lost its lease can never overwrite the run that replaced it. The database may go away for a
+while: FFmpeg keeps running, samples are buffered, and the writes are retried when it returns.
+"""
+import collections
+import logging
+import os
+import subprocess
+import threading
+import time
+import weakref
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
+
+from channels_app.models import Channel
+
+from . import ffmpeg, playout
+from .airing import Airing
+from .alerts import clear_alert, raise_alert
+from .hls import channel_dir
+from .models import Alert, MetricSample, Stream
+from .runner import FFmpegRun
+
+log = logging.getLogger("retrovue.supervisor")
+
+SHUTDOWN = threading.Event()
+_ACTIVE = weakref.WeakSet()
+ERROR_LOG_LINES = 50
+SAMPLE_BUFFER = 720
+START_TIMEOUT_SECONDS = 15.0
+FINAL_WRITE_RETRY_SECONDS = 30.0
+
+
+def shutdown_all():
+    """Worker is shutting down: every supervisor stops its FFmpeg and releases its lease."""
+    SHUTDOWN.set()
+    for supervisor in list(_ACTIVE):
+        supervisor.wake.set()
+
+
+def channel_plan(channel):
+    return ffmpeg.ChannelPlan(
+        number=channel.number,
+        name=channel.name,
+        playlist=tuple(channel.playlist),
+        sections=channel.config.sections(),
+        channel_dir=channel_dir(channel.number),
+        ffmpeg=settings.RETROVUE_FFMPEG,
+        scheduled=channel.current_schedule_id is not None,
+        udp_ttl=settings.RETROVUE_UDP_TTL,
+        hls_list_size=settings.RETROVUE_HLS_LIST_SIZE,
+    )
+
+
+class Supervisor:
+    # Outcomes that end the run.
+    STOPPED, FENCED, SHUTDOWN_, FAILED = "stopped", "fenced", "shutdown", "failed"
+
+    def __init__(self, stream_id):
+        self.stream = Stream.objects.select_related("channel__config").get(pk=stream_id)
+        self.channel = self.stream.channel
+        self.generation = self.stream.generation
+        self.plan = channel_plan(self.channel)
+        self.policy = self.channel.config.failover()
+        self.wake = threading.Event()
+        self.ffmpeg = None
+        self.argv = []
+        self.errors = collections.deque(maxlen=ERROR_LOG_LINES)
+        self.restarts = collections.deque()  # monotonic times of counted restarts
+        self.restart_at = None  # a restart waiting for its delay
+        self.ever_ran = False
+        self.reported_running = False
+        self.restart_count = self.stream.restart_count
+        self.samples = collections.deque(maxlen=SAMPLE_BUFFER)
+        self.next_heartbeat = 0.0
+        self.next_sample = time.monotonic()
+        self.db_down_since = None
+        self.failure_reason = ""
+        _ACTIVE.add(self)
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self):
+        try:
+            outcome = self.launch()
+            while outcome is None:
+                outcome = self.step()
+            self.finish(outcome)
+            return outcome
+        except Exception as exc:  # never leave FFmpeg or a RUNNING row behind
+            log.exception("supervisor of %s crashed", self.channel)
+            self.failure_reason = f"supervisor error: {exc}"
+            self.finish(self.FAILED)
+            return self.FAILED
+        finally:
+            _ACTIVE.discard(self)
+            connection.close()
+
+    def step(self):
+        """Wait for the next event or deadline, then act on it; returns an outcome or None."""
+        self.wake.wait(timeout=max(0.0, self.next_deadline() - time.monotonic()))
+        self.wake.clear()
+        if SHUTDOWN.is_set():
+            return self.SHUTDOWN_
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start_ffmpeg()
+        elif self.ffmpeg.exit_code() is not None:
+            return self.on_exit(self.ffmpeg.exit_code())
+        elif not self.ffmpeg.producing and now - self.ffmpeg.started_at > START_TIMEOUT_SECONDS:
+            return self.on_stuck(f"no output within {START_TIMEOUT_SECONDS:g}s")
+        elif self.ffmpeg.stalled_for() > settings.RETROVUE_STALL_SECONDS:
+            return self.on_stuck(f"stalled: no progress for {self.ffmpeg.stalled_for():.1f}s")
+        if self.ffmpeg and self.ffmpeg.producing and not self.reported_running:
+            self.mark_running()
+        if now >= self.next_heartbeat:
+            return self.heartbeat()
+        return None
+
+    def next_deadline(self):
+        deadlines = [self.next_heartbeat]
+        if self.restart_at is not None:
+            deadlines.append(self.restart_at)
+        elif self.ffmpeg and self.ffmpeg.producing:
+            deadlines.append(self.ffmpeg.last_advance_at + settings.RETROVUE_STALL_SECONDS + 0.05)
+        return min(deadlines)
+
+    # --- FFmpeg ---------------------------------------------------------------------------------
+    def launch(self):
+        """Claim the lease and start FFmpeg; returns an outcome if the run must not go on."""
+        if not self.cas_stream(status__in=[Stream.Status.STARTING], heartbeat_at=timezone.now()):
+            return self.FENCED
+        ffmpeg.write_channel_files(self.plan)
+        self.start_ffmpeg()
+        return None
+
+    def start_ffmpeg(self):
+        """Start the channel's FFmpeg; a scheduled channel's is fed by a playout pacer."""
+        self.restart_at = None
+        cwd = str(self.plan.channel_dir)
+        if self.plan.scheduled:
+            audio_read, audio_write = playout.big_pipe(1 << 16)
+            self.argv = ffmpeg.build_playout_command(self.plan, audio_read)
+            self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake, stdin=subprocess.PIPE,
+                                    pass_fds=(audio_read,))
+            os.close(audio_read)
+            self.ffmpeg.feeder = Airing(self.channel.pk, self.plan).start(
+                os.dup(self.ffmpeg.proc.stdin.fileno()), audio_write)
+            self.ffmpeg.proc.stdin.close()
+        else:
+            self.argv = ffmpeg.build_command(self.plan)
+            self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake)
+        self.reported_running = False
+        self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
+        self.next_heartbeat = min(self.next_heartbeat, time.monotonic() + settings.RETROVUE_HEARTBEAT_SECONDS)
+
+    def on_exit(self, code):
+        """FFmpeg died: fail if this run never got going, else restart it per the policy."""
+        self.ffmpeg.stop()  # reaps it and drains stderr, so the reason holds its last words
+        reason = self.ffmpeg.error_tail() or f"ffmpeg exited with code {code}"
+        if not self.ever_ran:
+            self.failure_reason = f"ffmpeg could not start (exit {code}): {reason}"
+            return self.FAILED
+        return self.schedule_restart(f"ffmpeg exited with code {code}: {reason}")
+
+    def on_stuck(self, why):
+        """Alive but not producing: kill it (SIGKILL reaches a frozen process) and restart."""
+        self.ffmpeg.kill()
+        self.db_write(raise_alert, Alert.Kind.STALL, f"{self.channel}: {why}",
+                      channel_id=self.channel.pk, severity=Alert.Severity.WARNING)
+        if not self.ever_ran:
+            self.failure_reason = f"ffmpeg {why}: {self.ffmpeg.error_tail()}"
+            return self.FAILED
+        return self.schedule_restart(why)
+
+    def schedule_restart(self, reason):
+        """Count the attempt in its window; past the limit (or with auto_restart off) fail."""
+        now = time.monotonic()
+        while self.restarts and now - self.restarts[0] > settings.RETROVUE_RESTART_WINDOW_SECONDS:
+            self.restarts.popleft()
+        limit = self.policy["max_restart_attempts"]
+        if not self.policy["auto_restart"]:
+            self.failure_reason = f"{reason} (auto_restart is off)"
+            return self.FAILED
+        if len(self.restarts) >= limit:
+            self.failure_reason = (f"restart loop: {len(self.restarts) + 1} failures within "
+                                   f"{settings.RETROVUE_RESTART_WINDOW_SECONDS:g}s; last: {reason}")
+            self.db_write(raise_alert, Alert.Kind.RESTART_LOOP, f"{self.channel}: {self.failure_reason}",
+                          channel_id=self.channel.pk, severity=Alert.Severity.CRITICAL,
+                          value=len(self.restarts) + 1, threshold=limit)
+            return self.FAILED
+        self.restarts.append(now)
+        self.restart_count += 1
+        delay = float(self.policy["restart_delay_seconds"])
+        log.warning("%s: %s; restart %d in %gs", self.channel, reason, self.restart_count, delay)
+        self.restart_at = now + delay
+        self.db_write(self.cas_stream, status=Stream.Status.STARTING, restart_count=self.restart_count,
+                      status_reason=reason)
+        self.db_write(self.cas_channel, status=Channel.Status.STARTING,
+                      status_reason=f"restarting after: {reason}")
+        self.wake.set()  # no delay: restart at the next step
+        return None
+
+    def restart_now(self):
+        """An operator's restart: replace FFmpeg at once, not counted against the policy."""
+        self.ffmpeg.stop()
+        self.restart_count += 1
+        self.db_write(self.cas_stream, restart_count=self.restart_count, restart_requested=False)
+        self.start_ffmpeg()
+
+    # --- database -------------------------------------------------------------------------------
+    def cas_stream(self, **changes):
+        """Update our stream row only while it is still ours and active; True if it was."""
+        guard = {k: changes.pop(k) for k in list(changes) if k.startswith("status__")}
+        guard.setdefault("status__in", Stream.ACTIVE)
+        return bool(Stream.objects.filter(pk=self.stream.pk, generation=self.generation, **guard)
+                    .update(**changes))
+
+    def cas_channel(self, only_from=None, **changes):
+        rows = Channel.objects.filter(pk=self.channel.pk, generation=self.generation)
+        if only_from:
+            rows = rows.filter(status__in=only_from)
+        return bool(rows.update(updated_at=timezone.now(), **changes))
+
+    def db_write(self, fn, *args, **kwargs):
+        """Run one database call; while the database is away, log once and return None."""
+        try:
+            result = fn(*args, **kwargs)
+        except DatabaseError as exc:
+            if self.db_down_since is None:
+                self.db_down_since = time.monotonic()
+                log.warning("%s: database unavailable, FFmpeg keeps running: %s", self.channel, exc)
+            connection.close()
+            return None
+        if self.db_down_since is not None:
+            log.warning("%s: database back after %.1fs", self.channel, time.monotonic() - self.db_down_since)
+            self.db_down_since = None
+        return result
+
+    def mark_running(self):
+        now = timezone.now()
+        wrote = self.db_write(self.cas_stream, status__in=[Stream.Status.STARTING],
+                              status=Stream.Status.RUNNING, heartbeat_at=now, status_reason="",
+                              **({} if self.ever_ran else {"started_at": now}))
+        if wrote is None:
+            return  # retried at the next step
+        self.ever_ran = self.reported_running = True
+        self.db_write(self.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,
+                      status_reason="")
+        self.db_write(clear_alert, Alert.Kind.STALL, channel_id=self.channel.pk)
+        self.db_write(clear_alert, Alert.Kind.RESTART_LOOP, channel_id=self.channel.pk)
+        log.info("%s is running on %s (pid %s)", self.channel, self.stream.host, self.ffmpeg.pid)
+
+    def sample(self, health):
+        """Buffer a coarse metrics sample every RETROVUE_METRICS_SAMPLE_SECONDS."""
+        if not self.reported_running or time.monotonic() < self.next_sample:
+            return
+        self.next_sample = time.monotonic() + settings.RETROVUE_METRICS_SAMPLE_SECONDS
+        self.samples.append(MetricSample(
+            stream_id=self.stream.pk, channel_id=self.channel.pk, at=timezone.now(),
+            restart_count=self.restart_count, **{k: health.get(k) for k in MetricSample.FIELDS}))
+
+    def flush_samples(self):
+        batch = list(self.samples)
+        if batch and self.db_write(MetricSample.objects.bulk_create, batch) is not None:
+            for _ in batch:
+                self.samples.popleft()
+
+    def heartbeat(self):
+        """Renew the lease and read the desired state; stop if the channel is no longer ours."""
+        self.next_heartbeat = time.monotonic() + settings.RETROVUE_HEARTBEAT_SECONDS
+        health = self.ffmpeg.health() if self.restart_at is None else {}
+        self.sample(health)
+        close_old_connections()
+        row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
+            "restart_requested", "channel__desired_state", "channel__generation").first())
+        if row is None and self.db_down_since is not None:
+            return None  # database away: keep streaming, try again next beat
+        if row is None or row["channel__generation"] != self.generation:
+            return self.FENCED
+        if row["channel__desired_state"] != Channel.Desired.RUNNING:
+            return self.STOPPED
+        renewed = self.db_write(self.cas_stream, heartbeat_at=timezone.now(), health_metrics=health,
+                                error_log=list(self.errors))
+        if renewed is False:
+            return self.FENCED
+        self.flush_samples()
+        if row["restart_requested"] and self.restart_at is None:
+            self.restart_now()
+        return None
+
+    def finish(self, outcome):
+        """Stop FFmpeg, then record how the run ended (only where the run is still ours)."""
+        code = self.ffmpeg.stop() if self.ffmpeg else None
+        final = {"ended_at": timezone.now(), "exit_code": code, "error_log": list(self.errors)}
+        if outcome == self.FAILED:
+            log.error("%s failed: %s", self.channel, self.failure_reason)
+            writes = [lambda: self.cas_stream(status=Stream.Status.ERROR, status_reason=self.failure_reason,
+                                              **final),
+                      lambda: self.cas_channel(status=Channel.Status.ERROR, status_reason=self.failure_reason)]
+        elif outcome == self.FENCED:
+            writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason="superseded", **final)]
+        else:
+            reason = "stopped" if outcome == self.STOPPED else f"host {self.stream.host} shut down"
+            writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),
+                      lambda: self.cas_channel(status=Channel.Status.STOPPED,
+                                               status_reason="" if outcome == self.STOPPED else reason)]
+        writes.append(self.flush_samples)
+        self.write_final(writes, patience=2.0 if outcome == self.SHUTDOWN_ else FINAL_WRITE_RETRY_SECONDS)
+
+    def write_final(self, writes, patience):
+        """The run's last words must land: retry while the database is away, up to `patience`."""
+        deadline = time.monotonic() + patience
+        pending = list(writes)
+        while pending:
+            if self.db_write(pending[0]) is None and self.db_down_since is not None:
+                if time.monotonic() > deadline:
+                    log.error("%s: could not record the end of the run; the sweep will", self.channel)
+                    return
+                time.sleep(0.5)
+                continue
+            pending.pop(0)

@@ -1,0 +1,224 @@
+"""The IPTV client surface read back by independent parsers: a strict M3U reader, lxml against
+the real XMLTV DTD, JSON for the HDHomeRun endpoints, and ffprobe plus the independent TS
+reader (continuity counters, PCR) on what two concurrent HTTP viewers of one channel receive."""
+import re
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from lxml import etree
+
+from channels_app import services
+from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
+from streams_app.iptv import follow_hls
+
+from .conftest import wait_status
+from .helpers import codecs, ffmpeg_processes, ffprobe
+from .tsanalysis import analyze
+
+DTD = Path(__file__).parent / "data" / "xmltv.dtd"
+ATTRIBUTE = re.compile(r'\s+([a-z-]+)="([^"]*)"')
+EXTINF = re.compile(r'#EXTINF:(-?\d+)((?:\s+[a-z-]+="[^"]*")*),(.+)')
+ENDPOINTS = ["/iptv/channels.m3u", "/iptv/xmltv.xml", "/iptv/channels/1.ts", "/discover.json",
+             "/lineup.json", "/lineup_status.json"]
+
+
+def attributes(text):
+    assert ATTRIBUTE.sub("", text) == "", f"not key=\"value\" pairs: {text!r}"
+    return dict(ATTRIBUTE.findall(text))
+
+
+def parse_m3u(text):
+    """A strict extended-M3U reader: an #EXTM3U header, then #EXTINF + URL pairs, nothing else."""
+    lines = text.splitlines()
+    assert text.endswith("\n") and lines[0].startswith("#EXTM3U")
+    header, body = attributes(lines[0][len("#EXTM3U"):]), lines[1:]
+    assert len(body) % 2 == 0, "every #EXTINF needs its URL"
+    entries = []
+    for info, url in zip(body[::2], body[1::2]):
+        match = EXTINF.fullmatch(info)
+        assert match, f"bad #EXTINF line {info!r}"
+        assert re.fullmatch(r"https?://\S+", url), f"bad URL line {url!r}"
+        entries.append({"duration": int(match[1]), **attributes(match[2]), "name": match[3], "url": url})
+    return header, entries
+
+
+def make_channel(number, name, **extra):
+    return services.create_channel({"name": name, "number": number, **extra})
+
+
+@pytest.mark.django_db
+def test_m3u_lists_every_channel_with_guide_ids_and_absolute_stream_urls(client):
+    make_channel(2, "Two")
+    make_channel(1, 'One, "the first"')
+    response = client.get("/iptv/channels.m3u")
+    assert response.status_code == 200 and response["Content-Type"].startswith("audio/x-mpegurl")
+    header, entries = parse_m3u(response.content.decode())
+    guide_url = "http://testserver/iptv/xmltv.xml"
+    assert header == {"url-tvg": guide_url, "x-tvg-url": guide_url}
+    assert entries == [
+        {"duration": -1, "tvg-id": "retrovue.1", "tvg-name": "One, 'the first'", "tvg-chno": "1",
+         "group-title": "RetroVue", "name": 'One, "the first"',
+         "url": "http://testserver/iptv/channels/1.ts"},
+        {"duration": -1, "tvg-id": "retrovue.2", "tvg-name": "Two", "tvg-chno": "2",
+         "group-title": "RetroVue", "name": "Two", "url": "http://testserver/iptv/channels/2.ts"},
+    ]
+    guide = etree.fromstring(client.get(header["url-tvg"]).content)
+    assert [c.get("id") for c in guide.iter("channel")] == [e["tvg-id"] for e in entries]
+
+
+def xmltv_time(moment):
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S +0000")
+
+
+@pytest.mark.django_db
+def test_xmltv_guide_is_valid_against_the_dtd_and_lists_what_airs(client):
+    now = timezone.now()
+    news = make_channel(1, 'News & "More" <24/7>')
+    make_channel(2, "Slate")
+    show = MediaAsset.objects.create(source="/m/show.mp4", title="Show", duration_s=1800)
+    untitled = MediaAsset.objects.create(source="/m/late.mp4", duration_s=600)
+    filler = MediaAsset.objects.create(source="/m/filler.mp4", title="Intermission", duration_s=30)
+    schedule = Schedule.objects.create(channel=news)
+    Program.objects.create(schedule=schedule, position=0, asset=show, start=now - timedelta(minutes=10),
+                           title="Tom & Jerry <Live>\x07", description='Cat "and" mouse')
+    Program.objects.create(schedule=schedule, position=1, asset=untitled, start=now + timedelta(hours=2))
+    TransitionRule.objects.create(schedule=schedule, fill=TransitionRule.Fill.FILLER, filler=filler)
+    Channel.objects.filter(pk=news.pk).update(current_schedule=schedule)
+
+    response = client.get("/iptv/xmltv.xml")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/xml")
+    doc = etree.fromstring(response.content, etree.XMLParser(resolve_entities=False, no_network=True))
+    dtd = etree.DTD(str(DTD))
+    assert dtd.validate(doc), dtd.error_log.filter_from_errors()
+    assert doc.get("generator-info-name") == "RetroVue"
+    assert {c.get("id"): [d.text for d in c.iter("display-name")] for c in doc.iter("channel")} == {
+        "retrovue.1": ['News & "More" <24/7>', "1"], "retrovue.2": ["Slate", "2"]}
+    listing = [(p.get("channel"), p.findtext("title"), p.findtext("desc"), p.get("start"), p.get("stop"))
+               for p in doc.iter("programme")]
+    assert all(re.fullmatch(r"\d{14} \+0000", time) for entry in listing for time in entry[3:])
+    # The current programme keeps its real start; the filler's 30 s loops show as one programme;
+    # an untitled programme is shown under the channel's name; unscheduled channel 2 is one block.
+    assert [entry[:4] for entry in listing[:-1]] == [
+        ("retrovue.1", "Tom & Jerry <Live>", 'Cat "and" mouse', xmltv_time(now - timedelta(minutes=10))),
+        ("retrovue.1", "Intermission", None, xmltv_time(now + timedelta(minutes=20))),
+        ("retrovue.1", 'News & "More" <24/7>', None, xmltv_time(now + timedelta(hours=2))),
+        ("retrovue.1", "Intermission", None, xmltv_time(now + timedelta(hours=2, minutes=10))),
+    ]
+    assert listing[-1][:3] == ("retrovue.2", "Slate", None)
+    assert listing[-1][3] <= xmltv_time(now) and listing[-1][4] >= xmltv_time(now + timedelta(hours=24))
+    assert all(a[4] == b[3] for a, b in zip(listing[:3], listing[1:4])), "back to back"
+
+
+@pytest.mark.django_db
+def test_hdhomerun_discover_lineup_and_status(client, settings):
+    make_channel(1, "One")
+    make_channel(7, "Seven")
+    discover = client.get("/discover.json").json()
+    assert discover == {
+        "FriendlyName": "RetroVue", "Manufacturer": "Silicondust", "ModelNumber": "HDTC-2US",
+        "FirmwareName": "hdhomeruntc_atsc", "FirmwareVersion": discover["FirmwareVersion"],
+        "DeviceID": discover["DeviceID"], "DeviceAuth": discover["DeviceAuth"],
+        "BaseURL": "http://testserver", "LineupURL": "http://testserver/lineup.json", "TunerCount": 2}
+    assert re.fullmatch(r"[0-9A-F]{8}", discover["DeviceID"])
+    assert client.get("/discover.json").json()["DeviceID"] == discover["DeviceID"], "stable"
+    settings.SECRET_KEY = "another installation"
+    assert client.get("/discover.json").json()["DeviceID"] != discover["DeviceID"]
+    assert client.get(discover["LineupURL"]).json() == [
+        {"GuideNumber": "1", "GuideName": "One", "URL": "http://testserver/iptv/channels/1.ts"},
+        {"GuideNumber": "7", "GuideName": "Seven", "URL": "http://testserver/iptv/channels/7.ts"}]
+    assert client.get("/lineup_status.json").json() == {
+        "ScanInProgress": 0, "ScanPossible": 1, "Source": "Cable", "SourceList": ["Cable"]}
+
+
+@pytest.mark.django_db
+def test_token_gate_covers_every_endpoint_and_rides_along_in_generated_urls(client, settings):
+    settings.RETROVUE_IPTV_TOKEN = "s3cret"
+    make_channel(1, "One")
+    for path in ENDPOINTS:
+        assert client.get(path).status_code == 403, path
+        assert client.get(path, {"token": "wrong"}).status_code == 403, path
+    assert client.get("/iptv/channels/1.ts", {"token": "s3cret"}).status_code == 503  # past the gate
+    header, entries = parse_m3u(client.get("/iptv/channels.m3u", {"token": "s3cret"}).content.decode())
+    assert header["url-tvg"] == "http://testserver/iptv/xmltv.xml?token=s3cret"
+    assert entries[0]["url"] == "http://testserver/iptv/channels/1.ts?token=s3cret"
+    assert client.get(header["url-tvg"]).status_code == 200
+    discover = client.get("/discover.json", {"token": "s3cret"}).json()
+    assert discover["LineupURL"] == "http://testserver/lineup.json?token=s3cret"
+    assert client.get(discover["LineupURL"]).json()[0]["URL"] == entries[0]["url"]
+
+
+@pytest.mark.django_db
+def test_stream_answers_404_for_an_unknown_channel_and_503_for_a_stopped_one(client):
+    make_channel(1, "One")
+    assert client.get("/iptv/channels/9.ts").status_code == 404
+    stopped = client.get("/iptv/channels/1.ts")
+    assert stopped.status_code == 503 and b"STOPPED" in stopped.content
+
+
+def publish(folder, first, segments):
+    """Write segment files, then the playlist listing them (as FFmpeg's hls muxer does);
+    a segment given as None is listed but already rotated out (deleted)."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:2", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+    for name, data in segments.items():
+        if data is None:
+            (folder / name).unlink(missing_ok=True)
+        else:
+            (folder / name).write_bytes(data)
+        lines += ["#EXTINF:2.000000,", name]
+    (folder / "index.m3u8").write_text("\n".join(lines) + "\n")
+
+
+def test_follow_hls_joins_at_the_newest_segments_then_follows_the_window(tmp_path):
+    publish(tmp_path, 0, {f"index{n}.ts": f"s{n}".encode() for n in range(4)})
+    stream = follow_hls(tmp_path, poll=0.01, idle=0.5)
+    assert [next(stream), next(stream)] == [b"s2", b"s3"]
+    publish(tmp_path, 2, {f"index{n}.ts": f"s{n}".encode() for n in range(2, 5)})
+    assert next(stream) == b"s4"
+    publish(tmp_path, 0, {"index0.ts": b"restarted"})  # FFmpeg restarted: numbering starts over
+    assert next(stream) == b"restarted"
+    publish(tmp_path, 0, {"index0.ts": b"restarted", "index1.ts": None, "index2.ts": b"r2"})
+    assert next(stream) == b"r2"
+    began = time.monotonic()
+    assert list(stream) == [] and time.monotonic() - began >= 0.5, "ends after `idle` without segments"
+
+
+def watch(url, seconds):
+    """What an HTTP client receives from `url` in `seconds`, whole TS packets only; then it hangs up."""
+    chunks, end = [], time.monotonic() + seconds
+    with urllib.request.urlopen(url, timeout=15) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "video/mp2t"
+        while time.monotonic() < end:
+            chunks.append(response.read1(65536))
+    body = b"".join(chunks)
+    return body[:len(body) - len(body) % 188]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_http_viewers_share_the_channel_pipeline(live_host, live_server, media, free_port, tmp_path):
+    channel = make_channel(21, "Live", quality="480p", playlist=[str(media["clip"])],
+                           network_settings={"multicast_address": "127.0.0.1", "port": free_port,
+                                             "protocol": "udp"})
+    services.start_channel(channel)
+    wait_status(21, "RUNNING", timeout=30)
+    url = f"{live_server.url}/iptv/channels/21.ts"
+    with ThreadPoolExecutor(2) as pool:
+        viewers = [pool.submit(watch, url, 6) for _ in range(2)]
+        time.sleep(3)
+        publishers = ffmpeg_processes(settings.RETROVUE_DATA_DIR / "channels" / "21")
+        assert len(publishers) == 1, "one FFmpeg publishes the channel, whoever watches"
+        bodies = [viewer.result(timeout=30) for viewer in viewers]
+    for number, body in enumerate(bodies):
+        path = tmp_path / f"viewer{number}.ts"
+        path.write_bytes(body)
+        assert codecs(path) == ["aac", "h264"]
+        assert float(ffprobe(path, "-show_format")["format"]["duration"]) > 4
+        report = analyze(body)  # the segments run on: no counter jump, PCR never steps back or leaps
+        assert (report.cc_errors, report.pcr_backwards, report.pcr_jumps) == (0, 0, 0)
+    first, second = bodies
+    assert first[:188 * 100] in second or second[:188 * 100] in first, "the same segments, not copies"

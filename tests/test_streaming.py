@@ -1,0 +1,156 @@
+"""End to end through the real parts: API -> Celery (Redis) -> worker -> FFmpeg -> UDP/HLS,
+with every output read back by ffprobe, and no FFmpeg left behind."""
+import os
+import signal
+
+import pytest
+from django.conf import settings
+
+from channels_app.models import Channel
+from streams_app.models import Stream
+
+from .conftest import wait_status
+from .helpers import capture, codecs, ffmpeg_processes, ffprobe, udp_socket, wait_for
+
+TEMPLATE = {
+    "name": "Channel 1", "number": 1, "description": "Primary entertainment channel",
+    "stream_settings": {"video_codec": "h264", "audio_codec": "aac", "bitrate": "5000k",
+                        "resolution": "1920x1080", "frame_rate": 30},
+    "quality_settings": {"preset": "medium", "crf": 23, "max_bitrate": "6000k", "buffer_size": "12000k"},
+    "network_settings": {"multicast_address": "239.0.0.1", "port": 1234, "protocol": "udp"},
+    "resource_limits": {"max_cpu_percent": 25, "max_memory_mb": 2048, "max_bandwidth_mbps": 10},
+}
+
+
+def loopback(port):
+    return {"multicast_address": "127.0.0.1", "port": port, "protocol": "udp"}
+
+
+def our_ffmpeg():
+    return ffmpeg_processes(str(settings.RETROVUE_DATA_DIR))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_start_capture_stop_via_api(api, live_host, media, free_port, tmp_path):
+    body = {"name": "Movies", "number": 11, "quality": "copy", "playlist": [str(media["clip"])],
+            "network_settings": loopback(free_port)}
+    created = api.post("/api/channels", body, format="json")
+    assert created.status_code == 201, created.data
+    sock = udp_socket(free_port)
+    started = api.post("/api/channels/11/start")
+    assert started.status_code == 202 and started.data["status"] == "STARTING"
+    cap = capture(sock, 3, tmp_path / "copy.ts")
+    assert codecs(cap) == ["aac", "h264"]
+    detail = api.get(f"/api/channels/{created.data['id']}").data
+    assert detail["status"] == "RUNNING" and detail["host"] == live_host.host
+    assert detail["config"]["stream_settings"]["video_codec"] == "copy"
+    assert api.get("/api/streams/11/health").data["verdict"] in ("HEALTHY", "DEGRADED")
+    wait_for(lambda: api.get("/api/streams/11/metrics").data["metrics"].get("frame"), what="progress")
+    assert api.post("/api/channels/11/stop").status_code == 202
+    wait_status(11, "STOPPED")
+    wait_for(lambda: not our_ffmpeg(), timeout=5, what="FFmpeg gone")
+    run = Stream.objects.get(channel__number=11)
+    assert run.status == "STOPPED" and run.ended_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_product_template_streams_h264_aac_at_its_resolution(api, live_host, media, free_port, tmp_path):
+    """The product template verbatim, but for a loopback destination (tests never multicast)."""
+    body = {**TEMPLATE, "network_settings": loopback(free_port), "playlist": [str(media["clip"])]}
+    assert api.post("/api/channels", body, format="json").status_code == 201
+    sock = udp_socket(free_port)
+    api.post("/api/channels/1/start")
+    cap = capture(sock, 4, tmp_path / "template.ts")
+    streams = {s["codec_type"]: s for s in ffprobe(cap)["streams"]}
+    assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+    assert (streams["video"]["width"], streams["video"]["height"]) == (1920, 1080)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_empty_playlist_plays_a_slate_over_udp_and_hls(api, live_host, free_port, tmp_path, client):
+    body = {"name": "Slate", "number": 12, "quality": "480p", "network_settings": loopback(free_port)}
+    assert api.post("/api/channels", body, format="json").status_code == 201
+    sock = udp_socket(free_port)
+    api.post("/api/channels/12/start")
+    cap = capture(sock, 3, tmp_path / "slate.ts")
+    video = [s for s in ffprobe(cap)["streams"] if s["codec_type"] == "video"][0]
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 854, 480)
+    playlist = wait_for(lambda: (r := client.get("/hls/12/index.m3u8")).status_code == 200 and r,
+                        timeout=10, what="HLS playlist")
+    text = b"".join(playlist.streaming_content).decode()
+    segment = [line for line in text.splitlines() if line.endswith(".ts")][0]
+    seg = client.get(f"/hls/12/{segment}")
+    assert seg.status_code == 200 and seg["Content-Type"] == "video/mp2t"
+    (tmp_path / "seg.ts").write_bytes(b"".join(seg.streaming_content))
+    assert codecs(tmp_path / "seg.ts") == ["aac", "h264"]
+    assert client.get("/hls/12/../../etc.m3u8").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_missing_file_ends_in_error_with_ffmpegs_reason(api, live_host, media, free_port):
+    doomed = media["clip"].parent / "doomed.mp4"
+    doomed.write_bytes(media["clip"].read_bytes())
+    body = {"name": "Doomed", "number": 13, "quality": "copy", "playlist": [str(doomed)],
+            "network_settings": loopback(free_port)}
+    assert api.post("/api/channels", body, format="json").status_code == 201
+    doomed.unlink()
+    api.post("/api/channels/13/start")
+    channel = wait_status(13, "ERROR")
+    assert "No such file or directory" in channel.status_reason
+    assert Stream.objects.get(channel=channel).status == "ERROR"
+    assert not our_ffmpeg()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_encoder_missing_from_this_ffmpeg_build_ends_in_error(api, live_host, free_port):
+    body = {"name": "GPU", "number": 14, "quality": "480p", "network_settings": loopback(free_port),
+            "stream_settings": {"video_codec": "h264_nvenc"}}
+    assert api.post("/api/channels", body, format="json").status_code == 201
+    api.post("/api/channels/14/start")
+    channel = wait_status(14, "ERROR")
+    assert "ffmpeg could not start" in channel.status_reason
+    assert api.get("/api/streams/14/health").data["verdict"] == "FAILED"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ffmpeg_crash_is_restarted_in_place(api, live_host, media, free_port, tmp_path):
+    body = {"name": "Crashy", "number": 15, "quality": "copy", "playlist": [str(media["clip"])],
+            "network_settings": loopback(free_port)}
+    api.post("/api/channels", body, format="json")
+    sock = udp_socket(free_port)
+    api.post("/api/channels/15/start")
+    wait_status(15, "RUNNING")
+    first = Stream.objects.get(channel__number=15).pid
+    os.kill(first, signal.SIGKILL)
+    run = wait_for(lambda: (s := Stream.objects.get(channel__number=15)).pid != first
+                   and s.status == "RUNNING" and s, what="a new FFmpeg running")
+    assert run.restart_count == 1
+    sock.recv(2048)  # drain what the killed process sent
+    assert codecs(capture(sock, 2, tmp_path / "after.ts")) == ["aac", "h264"]
+    assert len(our_ffmpeg()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restart_endpoint_replaces_ffmpeg_in_place(api, live_host, media, free_port):
+    body = {"name": "Restart", "number": 16, "quality": "copy", "playlist": [str(media["clip"])],
+            "network_settings": loopback(free_port)}
+    api.post("/api/channels", body, format="json")
+    api.post("/api/channels/16/start")
+    wait_status(16, "RUNNING")
+    first = Stream.objects.get(channel__number=16).pid
+    assert api.post("/api/streams/16/restart").status_code == 202
+    wait_for(lambda: Stream.objects.get(channel__number=16).pid != first, what="restarted FFmpeg")
+    assert Stream.objects.filter(channel__number=16).count() == 1  # same run, same host
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stale_generation_fences_the_supervisor(api, live_host, media, free_port):
+    body = {"name": "Fenced", "number": 17, "quality": "copy", "playlist": [str(media["clip"])],
+            "network_settings": loopback(free_port)}
+    api.post("/api/channels", body, format="json")
+    api.post("/api/channels/17/start")
+    wait_status(17, "RUNNING")
+    Channel.objects.filter(number=17).update(generation=99)  # another host took the channel over
+    wait_for(lambda: Stream.objects.get(channel__number=17).status == "STOPPED", what="fenced run")
+    assert Stream.objects.get(channel__number=17).status_reason == "superseded"
+    wait_for(lambda: not our_ffmpeg(), timeout=5, what="FFmpeg gone")

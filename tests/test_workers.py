@@ -1,0 +1,82 @@
+"""Encode workers dying: no FFmpeg outlives its worker, leases expire, channels move hosts."""
+import signal
+import time
+
+import pytest
+from django.conf import settings
+
+from channels_app import services
+from channels_app.models import Channel
+from resources_app.models import EncodeHost
+from streams_app.models import Stream
+from streams_app.signals import ensure_beat_schedule
+
+from .conftest import wait_status
+from .helpers import capture, codecs, ffmpeg_processes, sweep_until, udp_socket, wait_for
+
+
+@pytest.fixture
+def second_host(other_host):
+    """Worker test-b takes new channels while test-a drains."""
+    return other_host("test-b")
+
+
+def running_channel(media, port, number):
+    channel = services.create_channel({
+        "name": f"Failover {number}", "number": number, "quality": "copy",
+        "playlist": [str(media["clip"])],
+        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    services.start_channel(channel)
+    return wait_status(number, "RUNNING")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_sigkill_takes_ffmpeg_with_it_and_sweep_replaces(second_host, live_host, media,
+                                                                 free_port, tmp_path):
+    channel = running_channel(media, free_port, 21)
+    assert channel.current_host == "test-b"
+    pid = Stream.objects.get(channel=channel).pid
+    second_host.proc.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: not [p for p in ffmpeg_processes(str(settings.RETROVUE_DATA_DIR)) if p.pid == pid],
+             timeout=2, interval=0.02, what="FFmpeg killed by the parent-death signal")
+    assert time.monotonic() - killed_at < 1.0
+    EncodeHost.objects.filter(name=live_host.host).update(state=EncodeHost.State.ONLINE)
+    swept = sweep_until(lambda result: result["expired"])
+    assert time.monotonic() - killed_at >= settings.RETROVUE_LEASE_TTL_SECONDS
+    assert swept["expired"] == [Stream.objects.get(channel=channel, generation=1).pk]
+    assert swept["replaced"] == [(str(channel.pk), f"re-placed on {live_host.host}")]
+    moved = wait_status(21, "RUNNING")
+    assert moved.current_host == live_host.host and moved.generation == 2
+    assert Stream.objects.get(channel=channel, generation=1).status == "ERROR"
+    sock = udp_socket(free_port)
+    assert codecs(capture(sock, 2, tmp_path / "moved.ts")) == ["aac", "h264"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_sigterm_stops_ffmpeg_and_releases_its_lease(second_host, live_host, media, free_port):
+    channel = running_channel(media, free_port, 22)
+    assert channel.current_host == "test-b"
+    second_host.stop(timeout=10)
+    run = Stream.objects.get(channel=channel)
+    assert run.status == "STOPPED" and run.status_reason == "host test-b shut down"
+    assert EncodeHost.objects.get(name="test-b").state == EncodeHost.State.OFFLINE
+    assert Channel.objects.get(pk=channel.pk).status == "STOPPED"
+    assert not [p for p in ffmpeg_processes(str(settings.RETROVUE_DATA_DIR)) if p.pid == run.pid]
+    EncodeHost.objects.filter(name=live_host.host).update(state=EncodeHost.State.ONLINE)
+    swept = sweep_until(lambda result: result["replaced"])
+    assert swept["replaced"] == [(str(channel.pk), f"re-placed on {live_host.host}")]
+    assert wait_status(22, "RUNNING").current_host == live_host.host
+
+
+@pytest.mark.django_db
+def test_beat_schedule_is_created_idempotently():
+    from django.apps import apps
+    from django_celery_beat.models import PeriodicTask
+
+    ensure_beat_schedule(apps.get_app_config("streams_app"))
+    ensure_beat_schedule(apps.get_app_config("streams_app"))
+    task = PeriodicTask.objects.get(name="retrovue: sweep stream leases")
+    assert task.task == "streams.sweep_leases"
+    assert task.interval.every == settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    assert PeriodicTask.objects.filter(name__startswith="retrovue:").count() == 4

@@ -1,0 +1,66 @@
+"""Loaded with `-p tests.testenv` before pytest-django reads settings: the test environment.
+
+Tests get a private redis-server on a free loopback port (so a test may stop and restart it
+without touching anyone else's Redis), their own data folder (with its SQLite test database) and encode host name, and may only
+send to loopback (RETROVUE_LOOPBACK_ONLY): no test can ever publish to a multicast group.
+"""
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# One folder per session (media, HLS, the SQLite test database): sessions never collide.
+DATA = ROOT / "var" / "test" / str(os.getpid())
+DATA.mkdir(parents=True, exist_ok=True)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A throw-away redis-server the tests own; `stop()` and `start()` simulate an outage."""
+
+    def __init__(self, port):
+        self.port, self.proc = port, None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+REDIS = RedisServer(free_port()).start()
+atexit.register(REDIS.stop)
+atexit.register(shutil.rmtree, DATA, True)
+
+os.environ.update({
+    "RETROVUE_DATA_DIR": str(DATA),
+    "RETROVUE_MEDIA_ROOTS": str(DATA / "media"),
+    "RETROVUE_HOST": "test-a",
+    "RETROVUE_LOOPBACK_ONLY": "1",
+    "RETROVUE_HEARTBEAT_SECONDS": "0.5",
+    "RETROVUE_LEASE_TTL_SECONDS": "3",
+    "RETROVUE_METRICS_SAMPLE_SECONDS": "1",
+    "REDIS_URL": REDIS.url,
+})
