@@ -67,10 +67,12 @@ class ChannelConfig(models.Model):
     resource_limits = models.JSONField(default=dict)
     # auto_restart, max_restart_attempts, restart_delay_seconds; missing keys use the system defaults.
     failover_settings = models.JSONField(default=dict, blank=True)
+    # host (a host name) and/or label (a host label such as nvenc): where the channel may run.
+    placement_settings = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     SECTIONS = ("stream_settings", "quality_settings", "network_settings", "resource_limits",
-                "failover_settings")
+                "failover_settings", "placement_settings")
 
     def sections(self):
         return {name: getattr(self, name) for name in self.SECTIONS}

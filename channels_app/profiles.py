@@ -31,6 +31,16 @@ QUALITY_PROFILES = {
 }
 DEFAULT_QUALITY = "720p"
 DEFAULT_RESOURCE_LIMITS = {"max_cpu_percent": 25, "max_memory_mb": 2048, "max_bandwidth_mbps": 10}
+# What one channel of each profile reserves when the quality shortcut is used without explicit
+# resource_limits: CPU in percent of one core (libx264 veryfast at 30 fps on a 2020s x86 core),
+# memory in MB, bandwidth the profile's max bitrate plus audio and MPEG-TS overhead.
+# `retrovue resources calibrate` measures the real cost on a host.
+PROFILE_RESOURCES = {
+    "1080p": {"max_cpu_percent": 150, "max_memory_mb": 512, "max_bandwidth_mbps": 7},
+    "720p": {"max_cpu_percent": 75, "max_memory_mb": 384, "max_bandwidth_mbps": 4.5},
+    "480p": {"max_cpu_percent": 35, "max_memory_mb": 256, "max_bandwidth_mbps": 2.5},
+    "copy": {"max_cpu_percent": 3, "max_memory_mb": 96, "max_bandwidth_mbps": 4.5},
+}
 BASE_UDP_PORT = 5000
 
 
@@ -40,16 +50,19 @@ def default_network(number):
 
 
 def merged_sections(number, quality=None, given=None, base=None):
-    """Build the four config sections: base (or the profile) < quality profile < explicit keys."""
+    """Build the config sections: base (or the defaults) < quality profile < explicit keys."""
     given = given or {}
     sections = copy.deepcopy(base) if base else {
         **copy.deepcopy(QUALITY_PROFILES[DEFAULT_QUALITY]),
         "network_settings": default_network(number),
         "resource_limits": dict(DEFAULT_RESOURCE_LIMITS),
         "failover_settings": {},
+        "placement_settings": {},
     }
     if quality:
         sections.update(copy.deepcopy(QUALITY_PROFILES[quality]))
+        if "resource_limits" not in given:
+            sections["resource_limits"] = dict(PROFILE_RESOURCES[quality])
     for name, values in given.items():
         if isinstance(values, dict) and isinstance(sections.get(name), dict):
             merged = {**sections[name], **values}

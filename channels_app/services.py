@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from resources_app.placement import choose_host
+from resources_app.allocations import admit, release_channel
 from retrovue.errors import Conflict, NotFound, ServiceError
 
 from . import validation
@@ -119,7 +119,8 @@ def check_output_allowed(channel):
 
 
 def start_channel(channel):
-    """Desire RUNNING, place the channel on a host and queue its supervisor there.
+    """Desire RUNNING, admit the channel on a host where its reservation fits (409 with the
+    shortfall when none does) and queue its supervisor there.
 
     Idempotent: a channel already starting or running is left as it is.
     """
@@ -131,7 +132,7 @@ def start_channel(channel):
         if locked.desired_state == Channel.Desired.RUNNING and locked.status in (
                 Channel.Status.STARTING, Channel.Status.RUNNING):
             return get_channel(channel.pk)
-        host = choose_host()
+        host = admit(locked)
         launch_run(locked, host)
     return get_channel(channel.pk)
 
@@ -147,6 +148,8 @@ def stop_channel(channel):
         locked.desired_state = Channel.Desired.STOPPED
         locked.status = Channel.Status.STOPPING if active else Channel.Status.STOPPED
         locked.save(update_fields=["desired_state", "status", "updated_at"])
+        if not active:
+            release_channel(locked)  # nothing runs to release it at its end
     return get_channel(channel.pk)
 
 

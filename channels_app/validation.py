@@ -7,6 +7,8 @@ import ipaddress
 import re
 from pathlib import Path
 
+from resources_app.hostnames import validate_host_label, validate_host_name
+
 VIDEO_CODECS = {
     # name accepted in config -> FFmpeg encoder (None = stream copy)
     "h264": "libx264",
@@ -147,6 +149,10 @@ FIELD_RULES = {
         "auto_restart": _boolean,
         "max_restart_attempts": lambda v: _number(v, 0, 100, "attempt count", integer=True),
         "restart_delay_seconds": lambda v: _number(v, 0, 3600, "delay in seconds"),
+    },
+    "placement_settings": {
+        "host": validate_host_name,
+        "label": validate_host_label,
     },
 }
 

@@ -1,66 +1,204 @@
-"""Encode host registration and liveness, called from the worker process of each host."""
+"""Resource services under the API, the admin, the CLI and the pages: status, allocate,
+release, drain and the migration of a draining host's channels."""
 import logging
-import threading
 
-import psutil
-from django.db import DatabaseError, close_old_connections, connection
-from django.utils import timezone
+from django.db import transaction
+from django.db.models import F
 
-from .models import EncodeHost
+from channels_app.models import Channel
+from channels_app.services import get_channel
+from channels_app.validation import ConfigError
+from retrovue.errors import Conflict, DoesNotFit, NotFound, ServiceError
+from streams_app.models import Stream
 
-log = logging.getLogger("retrovue.hosts")
+from . import allocations
+from .models import EncodeHost, ResourceAllocation
+from .placement import capacity_of, reserved_by_host, shortfall
+from .requirements import Need, channel_need, parse_cores, parse_mbps, parse_memory_mb
 
-
-def register_host(name, capacity, pid=None):
-    """Record this host as ONLINE with its measured size (a DRAINING host stays draining)."""
-    host, created = EncodeHost.objects.get_or_create(name=name, defaults={"capacity": capacity})
-    state = host.state if host.state == EncodeHost.State.DRAINING else EncodeHost.State.ONLINE
-    EncodeHost.objects.filter(pk=host.pk).update(
-        state=state, capacity=capacity, cpu_count=psutil.cpu_count() or 1,
-        memory_mb=psutil.virtual_memory().total // 2**20, pid=pid,
-        registered_at=timezone.now(), last_heartbeat=timezone.now())
-    return host
+log = logging.getLogger("retrovue.resources")
 
 
-def heartbeat_host(name, capacity, pid=None):
-    """Renew the host's liveness; re-registers it if its row is gone. Returns rows touched."""
-    touched = EncodeHost.objects.filter(name=name).exclude(state=EncodeHost.State.OFFLINE).update(
-        last_heartbeat=timezone.now(), cpu_percent=psutil.cpu_percent(None),
-        memory_percent=psutil.virtual_memory().percent)
-    if not touched and not EncodeHost.objects.filter(name=name).exists():
-        register_host(name, capacity, pid)
-        touched = 1
-    return touched
+def measured_use(host, runs):
+    """What the host's running channels use, from their supervisors' last reports; host CPU
+    and memory as psutil saw them at the host's heartbeat."""
+    cpu = round((host.cpu_percent or 0) / 100 * host.cpu_capacity, 1) if host.cpu_percent is not None else None
+    memory = round((host.memory_percent or 0) / 100 * host.memory_mb) if host.memory_percent is not None else None
+    bandwidth = sum((run.health_metrics or {}).get("bitrate_kbps") or 0 for run in runs) / 1000
+    return {"cpu_percent": cpu, "memory_mb": memory, "bandwidth_mbps": round(bandwidth, 2)}
 
 
-def mark_offline(name):
-    """A clean shutdown; if the database is away the stale heartbeat tells the same story."""
-    close_old_connections()
+def resource_status():
+    """Every host with capacity, reserved and used per dimension, its channels, and totals."""
+    reserved = reserved_by_host()
+    live = set(EncodeHost.objects.live().values_list("pk", flat=True))
+    runs = Stream.objects.filter(status=Stream.Status.RUNNING, generation=F("channel__generation")) \
+        .select_related("channel")
+    runs_by_host = {}
+    for run in runs:
+        runs_by_host.setdefault(run.host, []).append(run)
+    channels_by_host = {}
+    for host_id, number in ResourceAllocation.objects.values_list("host_id", "channel__number"):
+        channels_by_host.setdefault(host_id, []).append(number)
+    hosts, totals = [], {"channels": 0, "max_channels": 0}
+    names = {"cpu_percent": "cpu", "memory_mb": "memory_mb", "bandwidth_mbps": "bandwidth_mbps"}
+    for host in EncodeHost.objects.all():
+        capacity = capacity_of(host)
+        used = measured_use(host, runs_by_host.get(host.name, []))
+        held = reserved.get(host.pk, {})
+        row = {"name": host.name, "state": host.state, "live": host.pk in live,
+               "labels": host.labels or [], "max_channels": host.capacity,
+               "channels": sorted(channels_by_host.get(host.pk, [])),
+               "last_heartbeat": host.last_heartbeat}
+        for field, key in names.items():
+            row[key] = {"capacity": capacity[field], "reserved": round(held.get(field) or 0, 2),
+                        "used": used[field]}
+            if host.pk in live:
+                total = totals.setdefault(key, {"capacity": 0, "reserved": 0, "used": 0})
+                for part in ("capacity", "reserved", "used"):
+                    total[part] = round(total[part] + (row[key][part] or 0), 2)
+        if host.pk in live:
+            totals["channels"] += len(row["channels"])
+            totals["max_channels"] += host.capacity
+        hosts.append(row)
+    return {"hosts": hosts, "totals": totals}
+
+
+def _need_from(data, channel):
+    """The amounts in an allocate request (cores, MB, Mbit/s); missing ones keep the channel's."""
+    current = channel_need(channel)
+    errors, parsed = {}, {}
+    for key, field, parse in (("cpu", "cpu_percent", parse_cores), ("memory_mb", "memory_mb", parse_memory_mb),
+                              ("bandwidth_mbps", "bandwidth_mbps", parse_mbps)):
+        if data.get(key) in (None, ""):
+            continue
+        try:
+            parsed[field] = parse(data[key], key)
+        except ConfigError as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise ConfigError(errors)
+    if not parsed:
+        raise ConfigError({"cpu": ["give at least one of cpu (cores), memory_mb, bandwidth_mbps"]})
+    return Need(**{**current.as_dict(), **parsed})
+
+
+def _channel_of(data, allowed=("channel",)):
+    if not isinstance(data, dict):
+        raise ConfigError({"non_field_errors": ["expected an object"]})
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError({key: ["unknown field"] for key in unknown})
+    if data.get("channel") in (None, ""):
+        raise ConfigError({"channel": ["required: a channel id or number"]})
     try:
-        return EncodeHost.objects.filter(name=name).update(state=EncodeHost.State.OFFLINE)
-    except DatabaseError as exc:
-        log.warning("could not mark host %s offline: %s", name, exc)
-        return 0
+        return get_channel(data["channel"])
+    except NotFound as exc:
+        raise ConfigError({"channel": [str(exc)]}) from None
 
 
-class HostHeartbeat(threading.Thread):
-    """Background thread of a worker process that keeps its host's row fresh."""
+def allocation_data(allocation):
+    return {"channel": allocation.channel.number, "host": allocation.host.name,
+            "cpu": round(allocation.cpu_percent / 100, 3), "cpu_percent": allocation.cpu_percent,
+            "memory_mb": allocation.memory_mb, "bandwidth_mbps": allocation.bandwidth_mbps,
+            "manual": allocation.manual, "running": allocation.stream_id is not None}
 
-    def __init__(self, name, capacity, interval):
-        super().__init__(name=f"host-heartbeat-{name}", daemon=True)
-        self.host, self.capacity, self.interval = name, capacity, interval
-        self.stopped = threading.Event()
 
-    def run(self):
-        failing = False
-        while not self.stopped.wait(self.interval):
+def allocate(data):
+    """Reserve the given amounts for a channel. A running channel must fit them on its own host
+    (else 409 with the shortfall); a stopped one gets them held on the host it will start on."""
+    channel = _channel_of(data, ("channel", "cpu", "memory_mb", "bandwidth_mbps"))
+    need = _need_from(data, channel)
+    with transaction.atomic():
+        locked = Channel.objects.select_for_update().get(pk=channel.pk)
+        run = Stream.objects.filter(channel=locked, generation=locked.generation,
+                                    status__in=Stream.ACTIVE).first()
+        if run is not None:
+            host = EncodeHost.objects.select_for_update().get(name=run.host)
+            missing = shortfall(host, reserved_by_host(exclude_channel=locked).get(host.pk), need)
+            if missing:
+                raise DoesNotFit(f"channel {locked.number} runs on {host.name}, where {need.describe()} "
+                                 f"does not fit: {', '.join(missing)}",
+                                 shortfall={host.name: missing}, need=need.as_dict())
+        else:
+            allocations.release_channel(locked)  # a hold moves with the new amounts
+            host = allocations.admit(locked, need=need)
+        allocation = allocations.reserve(locked, host, run, need)
+        ResourceAllocation.objects.filter(pk=allocation.pk).update(manual=True)
+        allocation.manual = True
+    return allocation_data(allocation)
+
+
+def release(data):
+    """Drop a stopped channel's reservation; a running channel keeps its own (stop it first)."""
+    channel = _channel_of(data)
+    with transaction.atomic():
+        locked = Channel.objects.select_for_update().get(pk=channel.pk)
+        run = Stream.objects.filter(channel=locked, generation=locked.generation,
+                                    status__in=Stream.ACTIVE).first()
+        if run is not None:
+            raise Conflict(f"channel {locked.number} is running on {run.host}; "
+                           "stop it to release its reservation")
+        released = allocations.release_channel(locked)
+    return {"channel": channel.number, "released": bool(released)}
+
+
+def get_host(name):
+    try:
+        return EncodeHost.objects.get(name=str(name).strip())
+    except EncodeHost.DoesNotExist:
+        raise NotFound(f"no encode host '{name}'") from None
+
+
+def drain_host(name, migrate=False):
+    """No new channels on the host; with migrate, beat moves its channels away one by one."""
+    host = get_host(name)
+    if host.state == EncodeHost.State.OFFLINE:
+        raise Conflict(f"host {host.name} is offline; there is nothing to drain")
+    EncodeHost.objects.filter(pk=host.pk).update(state=EncodeHost.State.DRAINING, migrate=migrate)
+    return host_summary(get_host(name))
+
+
+def undrain_host(name):
+    host = get_host(name)
+    if host.state != EncodeHost.State.DRAINING:
+        raise Conflict(f"host {host.name} is {host.state.lower()}, not draining")
+    EncodeHost.objects.filter(pk=host.pk, state=EncodeHost.State.DRAINING).update(
+        state=EncodeHost.State.ONLINE, migrate=False)
+    return host_summary(get_host(name))
+
+
+def host_summary(host):
+    return {"name": host.name, "state": host.state, "migrate": host.migrate,
+            "channels": Stream.objects.filter(host=host.name, status__in=Stream.ACTIVE).count()}
+
+
+def migrate_step():
+    """Move one channel off each migrating draining host, once nothing is still starting from
+    the previous move; returns what it did (beat calls it every health-check interval)."""
+    from streams_app.launch import launch_run
+
+    done = {"moved": [], "waiting": [], "stuck": []}
+    for host in EncodeHost.objects.filter(state=EncodeHost.State.DRAINING, migrate=True):
+        if Stream.objects.filter(status=Stream.Status.STARTING, generation=F("channel__generation")).exists():
+            done["waiting"].append(host.name)  # one move at a time: the last one is still starting
+            continue
+        run = Stream.objects.filter(host=host.name, status=Stream.Status.RUNNING,
+                                    generation=F("channel__generation")) \
+            .order_by("channel__number").select_related("channel").first()
+        if run is None:
+            continue
+        with transaction.atomic():
+            channel = Channel.objects.select_for_update().select_related("config").get(pk=run.channel_id)
+            if channel.generation != run.generation or channel.desired_state != Channel.Desired.RUNNING:
+                continue
             try:
-                close_old_connections()
-                heartbeat_host(self.host, self.capacity)
-            except DatabaseError as exc:  # the database may be away for a while; keep trying
-                if not failing:
-                    log.warning("host heartbeat of %s failing: %s", self.host, exc)
-                failing = True
-                connection.close()
-            else:
-                failing = False
+                target = allocations.admit(channel, exclude={host.name})
+            except ServiceError as exc:
+                done["stuck"].append(f"channel {channel.number}: {exc}")
+                continue
+            launch_run(channel, target)
+        done["moved"].append(f"channel {channel.number}: {host.name} -> {target.name}")
+    if done["moved"] or done["stuck"]:
+        log.warning("migration: %s", done)
+    return done

@@ -4,7 +4,7 @@ import os
 from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 
-from . import services
+from . import hosts
 
 _heartbeat = {}
 
@@ -12,8 +12,8 @@ _heartbeat = {}
 @worker_ready.connect
 def register_encode_host(**_):
     name, capacity = settings.RETROVUE_HOST, settings.RETROVUE_HOST_CAPACITY
-    services.register_host(name, capacity, pid=os.getpid())
-    thread = services.HostHeartbeat(name, capacity, settings.RETROVUE_HEARTBEAT_SECONDS * 2)
+    hosts.register_host(name, capacity, pid=os.getpid())
+    thread = hosts.HostHeartbeat(name, capacity, settings.RETROVUE_HEARTBEAT_SECONDS * 2)
     thread.start()
     _heartbeat["thread"] = thread
 
@@ -23,4 +23,4 @@ def retire_encode_host(**_):
     thread = _heartbeat.pop("thread", None)
     if thread:
         thread.stopped.set()
-        services.mark_offline(settings.RETROVUE_HOST)
+        hosts.mark_offline(settings.RETROVUE_HOST)

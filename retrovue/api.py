@@ -11,5 +11,5 @@ def exception_handler(exc, context):
     if isinstance(exc, ConfigError):
         return Response(exc.errors, status=400)
     if isinstance(exc, ServiceError):
-        return Response({"detail": str(exc)}, status=exc.http_status)
+        return Response({"detail": str(exc), **exc.details}, status=exc.http_status)
     return drf_exception_handler(exc, context)

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,14 +45,24 @@ RETROVUE_FFMPEG = env_str("RETROVUE_FFMPEG", "ffmpeg")
 RETROVUE_FFPROBE = env_str("RETROVUE_FFPROBE", "ffprobe")
 # Channel slots of this encode host (threads of its worker pool).
 RETROVUE_HOST_CAPACITY = env_int("RETROVUE_HOST_CAPACITY", 8)
+# This host's network bandwidth for reservations (Mbit/s) and what it offers (e.g. "nvenc").
+RETROVUE_HOST_BANDWIDTH_MBPS = env_float("RETROVUE_HOST_BANDWIDTH_MBPS", 1000)
+RETROVUE_HOST_LABELS = [label for label in env_str("RETROVUE_HOST_LABELS", "").split(",") if label.strip()]
+# spread: least loaded host that fits; pack: fullest host that fits (keeps whole hosts free).
+RETROVUE_PLACEMENT_STRATEGY = env_str("RETROVUE_PLACEMENT_STRATEGY", "spread")
+if RETROVUE_PLACEMENT_STRATEGY not in ("spread", "pack"):
+    raise ImproperlyConfigured(f"RETROVUE_PLACEMENT_STRATEGY is '{RETROVUE_PLACEMENT_STRATEGY}'; "
+                               "use spread or pack")
+# A channel measured above this percent of its reservation raises an OVER_RESERVATION alert.
+RETROVUE_ALERT_RESERVATION_PERCENT = env_float("RETROVUE_ALERT_RESERVATION_PERCENT", 100)
+# Seconds between the reconcile of reservations with the runs that hold them.
+RETROVUE_RECONCILE_SECONDS = env_int("RETROVUE_RECONCILE_SECONDS", 30)
 # Seconds between a supervisor's lease heartbeats; a lease older than the TTL is a lost host.
 RETROVUE_HEARTBEAT_SECONDS = env_float("RETROVUE_HEARTBEAT_SECONDS", 1.0)
 RETROVUE_LEASE_TTL_SECONDS = env_float("RETROVUE_LEASE_TTL_SECONDS", 3.0)
 # The product's health_check_interval: how often beat sweeps leases and evaluates alerts.
 RETROVUE_HEALTH_CHECK_INTERVAL = env_int("RETROVUE_HEALTH_CHECK_INTERVAL", 1)
 if RETROVUE_HEALTH_CHECK_INTERVAL >= RETROVUE_LEASE_TTL_SECONDS:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("RETROVUE_HEALTH_CHECK_INTERVAL must be below RETROVUE_LEASE_TTL_SECONDS: "
                                "a lease must be judged before it can be renewed twice")
 # FFmpeg alive but its output time not advancing for this long = stalled, restarted.

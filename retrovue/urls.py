@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from channels_app import api as channels
 from channels_app import schedule_api
+from resources_app import api as resources
 from streams_app import api as streams
 from streams_app import alerts_api, monitoring_api, prometheus
 from streams_app import iptv
@@ -29,6 +30,12 @@ api = [
     path("health", monitoring_api.HealthView.as_view()),
     path("performance", monitoring_api.PerformanceView.as_view()),
     path("alerts", alerts_api.AlertList.as_view()),
+    path("resources/status", resources.ResourceStatus.as_view()),
+    path("resources/plan", resources.CapacityPlan.as_view()),
+    path("resources/allocate", resources.Allocate.as_view()),
+    path("resources/release", resources.Release.as_view()),
+    path("resources/hosts/<str:name>/drain", resources.HostDrain.as_view()),
+    path("resources/hosts/<str:name>/undrain", resources.HostDrain.as_view(undrain=True)),
 ]
 
 urlpatterns = [

@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -69,6 +70,23 @@ def _usage_of_limit(metric, limit_key, what, unit, stream, now):
         return None
     share = used / limit * 100
     return share, f"ffmpeg uses {used:.0f}{unit} {what}, {share:.0f}% of its {limit:.7g}{unit} limit"
+
+
+def _over_reservation(stream, now):
+    """FFmpeg's measured CPU or memory as a percent of what the channel reserved (the larger)."""
+    try:
+        allocation = stream.channel.allocation  # selected with the stream
+    except ObjectDoesNotExist:
+        return None
+    metrics = stream.health_metrics or {}
+    shares = [(metrics[metric] / reserved * 100, f"{what} {metrics[metric]:.0f}{unit} of {reserved:g}{unit} reserved")
+              for metric, reserved, what, unit in (("cpu_percent", allocation.cpu_percent, "CPU", "%"),
+                                                   ("memory_mb", allocation.memory_mb, "memory", " MB"))
+              if metrics.get(metric) is not None and reserved]
+    if not shares:
+        return None
+    share, detail = max(shares)
+    return share, f"ffmpeg uses more than its reservation on {allocation.host.name}: {detail}"
 
 
 def _error_rate(stream, now):
@@ -128,6 +146,7 @@ CHANNEL_RULES = (
     Rule(Alert.Kind.MEMORY, "RETROVUE_ALERT_MEMORY_PERCENT",
          partial(_usage_of_limit, "memory_mb", "max_memory_mb", "memory", " MB")),
     Rule(Alert.Kind.ERROR_RATE, "RETROVUE_ALERT_ERROR_RATE", _error_rate, over=operator.ge),
+    Rule(Alert.Kind.OVER_RESERVATION, "RETROVUE_ALERT_RESERVATION_PERCENT", _over_reservation),
 )
 HOST_RULES = (
     Rule(Alert.Kind.CPU, "RETROVUE_ALERT_CPU_PERCENT", partial(_host_usage, "cpu_percent", "CPU")),
@@ -171,7 +190,7 @@ def _label(kind, channel, host):
 def _readings(now, skip=()):
     """Every rule over its threshold, for each current running stream and each host."""
     streams = Stream.objects.filter(status=Stream.Status.RUNNING, generation=F("channel__generation")) \
-        .select_related("channel__config")
+        .select_related("channel__config", "channel__allocation__host")
     subjects = [(s, CHANNEL_RULES, s.channel, "") for s in streams]
     subjects += [(h, HOST_RULES, None, h.name) for h in EncodeHost.objects.all()]
     for subject, rules, channel, host in subjects:

@@ -8,8 +8,11 @@ from .models import Stream
 
 
 def launch_run(channel, host):
-    """Inside the caller's transaction (channel row locked): bump the generation, which fences
-    off any older run, record the new run, and queue its supervisor once the commit is durable."""
+    """Inside the caller's transaction (channel row locked, host admitted): bump the generation,
+    which fences off any older run, record the new run with its reservation, and queue its
+    supervisor once the commit is durable."""
+    from resources_app.allocations import reserve
+
     from .tasks import supervise_stream
 
     channel.generation += 1
@@ -19,5 +22,6 @@ def launch_run(channel, host):
     channel.save(update_fields=["generation", "desired_state", "status", "status_reason", "updated_at"])
     stream = Stream.objects.create(channel=channel, host=host.name, generation=channel.generation,
                                    heartbeat_at=timezone.now())
+    reserve(channel, host, stream)
     transaction.on_commit(lambda: supervise_stream.apply_async(args=[stream.pk], queue=host.queue))
     return stream

@@ -71,6 +71,7 @@ class Alert(models.Model):
         STALL = "STALL", "stream stalled"
         RESTART_LOOP = "RESTART_LOOP", "restart loop"
         HOST_LOST = "HOST_LOST", "encode host lost"
+        OVER_RESERVATION = "OVER_RESERVATION", "using more than its reservation"
 
     class Severity(models.TextChoices):
         WARNING = "WARNING"

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app.models import Channel
-from resources_app.placement import choose_host
+from resources_app.allocations import admit, release_run
 from retrovue.errors import ServiceError
 
 from .launch import launch_run
@@ -79,7 +79,7 @@ def _replace(channel_id, reason, lost_hosts=()):
         if channel.streams.filter(status__in=Stream.ACTIVE).exists():
             return "already running"
         try:
-            host = choose_host(exclude=lost_hosts)
+            host = admit(channel, exclude=lost_hosts)
         except ServiceError as exc:
             Channel.objects.filter(pk=channel.pk).update(
                 status=Channel.Status.ERROR, status_reason=f"{reason}; {exc}", updated_at=timezone.now())
@@ -106,6 +106,7 @@ def sweep_expired_leases(now=None):
                 status=Stream.Status.ERROR, status_reason=reason, ended_at=timezone.now()):
             done["expired"].append(stream.pk)
             lost_hosts.add(stream.host)
+            release_run(stream.pk)
             Channel.objects.filter(pk=stream.channel_id, generation=stream.generation,
                                    desired_state=Channel.Desired.STOPPED).update(
                 status=Channel.Status.STOPPED, updated_at=timezone.now())

@@ -20,6 +20,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from channels_app.models import Channel
+from resources_app.allocations import release_run
 
 from . import ffmpeg, playout
 from .airing import Airing
@@ -137,9 +138,21 @@ class Supervisor:
         """Claim the lease and start FFmpeg; returns an outcome if the run must not go on."""
         if not self.cas_stream(status__in=[Stream.Status.STARTING], heartbeat_at=timezone.now()):
             return self.FENCED
+        self.await_predecessor()
         ffmpeg.write_channel_files(self.plan)
         self.start_ffmpeg()
         return None
+
+    def await_predecessor(self):
+        """A channel moved off a live host (drain --migrate) is still published there until
+        that supervisor sees it was fenced, within a heartbeat: start only once it has
+        stopped, so two hosts never publish one channel at once. A lost host's run is
+        already ended by the sweep, so this costs nothing on failover."""
+        deadline = time.monotonic() + settings.RETROVUE_LEASE_TTL_SECONDS
+        older = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation,
+                                      status__in=Stream.ACTIVE)
+        while self.db_write(older.exists) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def start_ffmpeg(self):
         """Start the channel's FFmpeg; a scheduled channel's is fed by a playout pacer."""
@@ -313,6 +326,7 @@ class Supervisor:
                       lambda: self.cas_channel(status=Channel.Status.STOPPED,
                                                status_reason="" if outcome == self.STOPPED else reason)]
         writes.append(self.flush_samples)
+        writes.append(lambda: release_run(self.stream.pk))  # a fenced run's reservation moved on
         self.write_final(writes, patience=2.0 if outcome == self.SHUTDOWN_ else FINAL_WRITE_RETRY_SECONDS)
 
     def write_final(self, writes, patience):

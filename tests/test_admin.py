@@ -120,8 +120,10 @@ def test_host_list_counts_active_channels_and_liveness(admin_client):
     assert {name: host.is_live for name, host in rows.items()} == {
         "enc-live": True, "enc-stale": False, "enc-off": False}
     page = admin_client.get(HOSTS).content.decode()
-    assert '<td class="field-active_channels">2</td>' in page
+    assert '<td class="field-active_channels">2 / 8</td>' in page
     assert page.count('alt="True"') == 1
+    # Reserved beside capacity: nothing is reserved on these hand-made rows (1 core, no memory).
+    assert '<td class="field-cpu">0 / 100% (used -)</td>' in page
 
 
 @pytest.mark.parametrize("config,playlist,field,message", [

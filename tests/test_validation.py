@@ -15,7 +15,8 @@ TEMPLATE_SECTIONS = {
 
 
 def test_product_template_validates_verbatim():
-    assert validate_config(TEMPLATE_SECTIONS) == {**TEMPLATE_SECTIONS, "failover_settings": {}}
+    assert validate_config(TEMPLATE_SECTIONS) == {**TEMPLATE_SECTIONS, "failover_settings": {},
+                                                 "placement_settings": {}}
 
 
 @pytest.mark.parametrize("text,bps", [("5000k", 5_000_000), ("5M", 5_000_000), ("1.5m", 1_500_000),

@@ -79,4 +79,4 @@ def test_beat_schedule_is_created_idempotently():
     task = PeriodicTask.objects.get(name="retrovue: sweep stream leases")
     assert task.task == "streams.sweep_leases"
     assert task.interval.every == settings.RETROVUE_HEALTH_CHECK_INTERVAL
-    assert PeriodicTask.objects.filter(name__startswith="retrovue:").count() == 4
+    assert PeriodicTask.objects.filter(name__startswith="retrovue:").count() == 6

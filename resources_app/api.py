@@ -1,0 +1,42 @@
+"""Resource endpoints: thin views over resources_app.services and planning."""
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from channels_app.validation import ConfigError
+
+from . import planning, services
+
+
+class ResourceStatus(APIView):
+    def get(self, request):
+        return Response(services.resource_status())
+
+
+class CapacityPlan(APIView):
+    def get(self, request):
+        return Response(planning.capacity_plan())
+
+
+class Allocate(APIView):
+    def post(self, request):
+        return Response(services.allocate(request.data))
+
+
+class Release(APIView):
+    def post(self, request):
+        return Response(services.release(request.data))
+
+
+class HostDrain(APIView):
+    """POST /api/resources/hosts/<name>/drain {"migrate": bool} and .../undrain."""
+
+    undrain = False
+
+    def post(self, request, name):
+        if self.undrain:
+            return Response(services.undrain_host(name))
+        migrate = request.data.get("migrate", False) if isinstance(request.data, dict) else False
+        if not isinstance(migrate, bool):
+            raise ConfigError({"migrate": ["must be true or false"]})
+        return Response(services.drain_host(name, migrate=migrate), status=status.HTTP_202_ACCEPTED)
