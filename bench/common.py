@@ -107,6 +107,22 @@ class Worker:
         return self.proc.returncode
 
 
+class Beat:
+    """A real `celery beat` with the DatabaseScheduler (the schedule `migrate` wrote)."""
+
+    def __init__(self, log_path):
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "retrovue", "beat",
+                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+                 "--schedule", str(Path(log_path).with_suffix(".schedule")), "--loglevel", "INFO"],
+                cwd=ROOT, env=dict(os.environ), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self):
+        stop_process(self.proc, timeout=10)
+
+
 def stop_process(proc, timeout=5):
     """SIGTERM a child we started, SIGKILL it after `timeout`; always reaps it."""
     if proc.poll() is None:

@@ -125,23 +125,6 @@ class Recorder:
 
 
 # --- processes ----------------------------------------------------------------------------------
-class Beat:
-    """A real `celery beat` with the DatabaseScheduler (the schedule `migrate` wrote)."""
-
-    def __init__(self, log_path):
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "retrovue", "beat",
-                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-                 "--schedule", str(DATA_DIR / "celerybeat-schedule"), "--loglevel", "INFO"],
-                cwd=common.ROOT, env=dict(os.environ), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self):
-        common.stop_process(self.proc, timeout=10)
-
-
 class Cluster:
     """Two encode workers and beat, all started with the current os.environ."""
 
@@ -163,7 +146,7 @@ class Cluster:
             self.start_worker(host)
         for worker in self.workers.values():
             worker.wait_live()
-        self.beat = Beat(DATA_DIR / f"beat-{self.label}.log")
+        self.beat = common.Beat(DATA_DIR / f"beat-{self.label}.log")
         wait_sweep_effective(since=started_at)
 
     def stop(self):

@@ -189,7 +189,7 @@ def migrate_step():
         if run is None:
             continue
         with transaction.atomic():
-            channel = Channel.objects.select_for_update().select_related("config").get(pk=run.channel_id)
+            channel = Channel.objects.select_for_update().get(pk=run.channel_id)
             if channel.generation != run.generation or channel.desired_state != Channel.Desired.RUNNING:
                 continue
             try:
