@@ -245,3 +245,23 @@ def test_cli_status_allocate_and_errors():
     assert len(done.stderr.strip().splitlines()) == 1
     done = retrovue("resources", "drain", "nowhere")
     assert done.returncode == 2 and "no encode host 'nowhere'" in done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_calibrate_measures_real_encodes_and_planning_uses_them():
+    from resources_app.models import ProfileCost
+
+    done = retrovue("resources", "calibrate", "--seconds", "1", "--profile", "480p", "--profile", "copy",
+                    "--json")
+    assert done.returncode == 0, done.stderr
+    costs = {row["profile"]: row for row in json.loads(done.stdout)}
+    assert set(costs) == {"480p", "copy"}
+    # A transcode costs more CPU than a pass-through; both really ran (wait4 accounting).
+    assert costs["480p"]["cpu_percent"] > costs["copy"]["cpu_percent"] > 0
+    assert all(row["memory_mb"] > 5 for row in costs.values())
+    saved = {c.profile: c.cpu_percent for c in ProfileCost.objects.all()}
+    assert saved == {p: costs[p]["cpu_percent"] for p in costs}
+    host("enc-1")
+    assert planning.capacity_plan()["hosts"]["enc-1"]["480p"]["by_measurement"] is not None
+    done = retrovue("resources", "calibrate", "--seconds", "500")
+    assert done.returncode == 2 and "seconds" in done.stderr
