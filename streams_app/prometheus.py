@@ -44,12 +44,15 @@ HOST_METRICS = (
 
 
 class RetroVueCollector:
-    """Builds every family from the database each time it is collected (four queries)."""
+    """Builds every family from the database each time it is collected."""
 
     def collect(self):
+        from resources_app.services import resource_status
+
         streams = current_streams()
         yield from channel_families(list(Channel.objects.all()), streams)
         yield from host_families(host_usage())
+        yield from reservation_families(resource_status()["hosts"])
 
 
 def channel_families(channels, streams):
@@ -100,3 +103,17 @@ def metrics_view(request):
     registry.register(RetroVueCollector())
     encoder, content_type = choose_encoder(request.headers.get("Accept"))
     return HttpResponse(encoder(registry), content_type=content_type)
+
+
+def reservation_families(hosts):
+    """Capacity, reserved and used per host and resource (CPU in percent of one core, MB, Mbit/s)."""
+    families = {part: GaugeMetricFamily(f"retrovue_host_resource_{part}",
+                                        f"{part.capitalize()} of the host's resource, by resource.",
+                                        labels=["host", "resource"])
+                for part in ("capacity", "reserved", "used")}
+    for host in hosts:
+        for resource in ("cpu", "memory_mb", "bandwidth_mbps"):
+            for part, family in families.items():
+                if host[resource][part] is not None:
+                    family.add_metric([host["name"], resource], float(host[resource][part]))
+    return list(families.values())

@@ -229,7 +229,7 @@ def test_health_and_metrics_take_a_bounded_number_of_queries(count, client, djan
     populate(count)
     with django_assert_max_num_queries(6):
         health = monitor_channel_health()
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(9):  # 4 for channels and hosts, 5 for reservations
         samples = scrape(client)
     assert len(health["active"]) == count
     assert sum(value(samples, "retrovue_channel_up", channel=str(n), name=f"Channel {n}", host="test-a")
@@ -272,6 +272,9 @@ def test_metrics_expose_channels_and_hosts_in_prometheus_format(client):
                           "retrovue_host_cpu_percent", "retrovue_host_live")}
     assert hosts == {"retrovue_host_capacity": (4, 8), "retrovue_host_active_streams": (1, 0),
                      "retrovue_host_cpu_percent": (12.5, None), "retrovue_host_live": (1, 0)}
+    assert value(samples, "retrovue_host_resource_capacity", host="test-a", resource="cpu") == \
+        EncodeHost.objects.get(name="test-a").cpu_capacity
+    assert value(samples, "retrovue_host_resource_reserved", host="test-a", resource="memory_mb") == 0
 
 
 @pytest.mark.django_db

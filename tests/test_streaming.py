@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 
 from channels_app.models import Channel
+from resources_app.models import ResourceAllocation
 from streams_app.models import Stream
 
 from .conftest import wait_status
@@ -109,6 +110,8 @@ def test_encoder_missing_from_this_ffmpeg_build_ends_in_error(api, live_host, fr
     api.post("/api/channels/14/start")
     channel = wait_status(14, "ERROR")
     assert "ffmpeg could not start" in channel.status_reason
+    wait_for(lambda: not ResourceAllocation.objects.filter(channel=channel).exists(),
+             what="the failed run's reservation released")
     assert api.get("/api/streams/14/health").data["verdict"] == "FAILED"
 
 
