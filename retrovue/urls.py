@@ -39,7 +39,8 @@ api = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/channels", permanent=False)),
+    path("", include("retrovue.page_urls")),
     path("admin/", admin.site.urls),
     path("hls/<int:number>/<str:filename>", hls_file),
     path("iptv/channels.m3u", iptv.playlist, name="iptv-playlist"),

@@ -1,0 +1,104 @@
+"""/channels and /channels/<number>: every channel at a glance, one channel in depth, and their
+buttons. Reads come from the existing read models; every button calls channels_app.services."""
+import json
+import time
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import render
+from django.utils import timezone
+
+from retrovue.pages import CHANGE_CHANNELS, channel_or_404, chart, duration, operator_action
+from streams_app.models import Stream
+from streams_app.monitoring import metric_series
+from streams_app.services import stream_health
+from streams_app.thumbnails import MAX_AGE_SECONDS, thumbnail
+
+from . import services
+from .models import Channel
+from .schedules import schedule_data
+from .serializers import channel_data
+
+SPARKLINE_WINDOW = timedelta(minutes=10)
+RECENT_RUNS = 20
+ACTIONS = {"start": services.start_channel, "stop": services.stop_channel,
+           "restart": services.restart_channel}
+BULK_ACTIONS = {"start": services.start_all_channels, "stop": services.stop_all_channels}
+
+
+def channel_row(channel, now):
+    """What a channel's row shows: state, what airs now and next, a picture and sparklines."""
+    airs = schedule_data(channel)
+    since = now - SPARKLINE_WINDOW
+    samples = metric_series(channel, since=since)
+    running = channel.status == Channel.Status.RUNNING
+    return {
+        "channel": channel,
+        "host": channel.current_host,
+        "uptime": duration(services.uptime_seconds(channel)),
+        "now": airs["current"],
+        "next": airs["upcoming"][0] if airs["upcoming"] else None,
+        # A new URL every few seconds: the page fetches a new picture only when it changes.
+        "thumbnail_version": int(time.time() // MAX_AGE_SECONDS) if running else None,
+        "bitrate": chart(samples, "bitrate_kbps", since, now),
+        "fps": chart(samples, "fps", since, now),
+    }
+
+
+def all_channels():
+    return Channel.objects.with_runtime().select_related("config", "current_schedule")
+
+
+@login_required
+def channel_list(request, partial=False):
+    now = timezone.now()
+    context = {"rows": [channel_row(channel, now) for channel in all_channels()]}
+    template = "dashboards/channel_rows.html" if partial else "dashboards/channels.html"
+    return render(request, template, context)
+
+
+@login_required
+def channel_detail(request, number, partial=False):
+    channel = channel_or_404(number)
+    context = {
+        "row": channel_row(channel, timezone.now()),
+        "health": stream_health(channel),
+        "runs": Stream.objects.filter(channel=channel).order_by("-generation")[:RECENT_RUNS],
+        "back": f"/channels/{channel.number}",  # where its buttons return to
+    }
+    if partial:
+        return render(request, "dashboards/channel_live.html", context)
+    data = channel_data(channel)
+    context.update(
+        outputs=data["outputs"],
+        config={name: json.dumps(values, indent=2) for name, values in data["config"].items()},
+        schedule=schedule_data(channel),
+    )
+    return render(request, "dashboards/channel_detail.html", context)
+
+
+@login_required
+def channel_thumbnail(request, number):
+    """The live picture of a running channel (404 otherwise: a stopped channel has none)."""
+    channel = channel_or_404(number)
+    path = thumbnail(channel.number) if channel.status == Channel.Status.RUNNING else None
+    if path is None:
+        raise Http404("no picture yet")
+    response = FileResponse(open(path, "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = f"private, max-age={int(MAX_AGE_SECONDS)}"
+    return response
+
+
+@operator_action(CHANGE_CHANNELS)
+def channel_action(request, number, action):
+    channel = ACTIONS[action](channel_or_404(number))
+    where = f" on {channel.current_host}" if channel.current_host else ""
+    return f"{channel}: {action} requested, now {channel.status}{where}."
+
+
+@operator_action(CHANGE_CHANNELS)
+def bulk_action(request, action):
+    results = BULK_ACTIONS[action]()
+    summary = ", ".join(f"{number}: {outcome}" for number, outcome in results.items())
+    return f"{action} all: {summary or 'nothing to do'}."
