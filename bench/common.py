@@ -79,13 +79,13 @@ def wait_for(predicate, timeout=15.0, interval=0.05, what="condition"):
 class Worker:
     """One real encode worker (`manage.py worker`) in its own session, logging to a file."""
 
-    def __init__(self, host, capacity, log_path):
+    def __init__(self, host, capacity, log_path, loglevel="INFO"):
         self.host = host
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "manage.py", "worker", "--host", host, "--capacity", str(capacity),
-                 "--loglevel", "INFO"],
+                 "--loglevel", loglevel],
                 cwd=ROOT, env={**os.environ, "RETROVUE_HOST": host}, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -110,12 +110,12 @@ class Worker:
 class Beat:
     """A real `celery beat` with the DatabaseScheduler (the schedule `migrate` wrote)."""
 
-    def __init__(self, log_path):
+    def __init__(self, log_path, loglevel="INFO"):
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "retrovue", "beat",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-                 "--schedule", str(Path(log_path).with_suffix(".schedule")), "--loglevel", "INFO"],
+                 "--schedule", str(Path(log_path).with_suffix(".schedule")), "--loglevel", loglevel],
                 cwd=ROOT, env=dict(os.environ), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

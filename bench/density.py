@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common  # noqa: E402
 
 DATA_DIR = common.ROOT / "var" / "density-bench"
-REDIS_URL = os.environ.get("RETROVUE_DENSITY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS_URL = os.environ.get("RETROVUE_DENSITY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 HOST = "bench-density"
 WEB_PORT = 8765
-FIRST_PORT = 6300
+FIRST_PORT = 6400
 CAPACITY = 80  # worker threads: CPU reservations, not slots, decide how many fit
 
 
@@ -55,8 +55,9 @@ class Manager:
                 [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"],
                 cwd=common.ROOT, env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
-        self.beat = common.Beat(DATA_DIR / "beat.log")
-        self.worker = common.Worker(HOST, CAPACITY, DATA_DIR / "worker.log")
+        # The Procfile's log levels: a log line per beat task is not what production pays.
+        self.beat = common.Beat(DATA_DIR / "beat.log", loglevel="WARNING")
+        self.worker = common.Worker(HOST, CAPACITY, DATA_DIR / "worker.log", loglevel="WARNING")
         self.worker.wait_live()
 
     def processes(self):
