@@ -4,11 +4,13 @@ A schedule is replaced as a whole: the new version is validated completely (asse
 in/out points, copy-mode formats) before one transaction writes it and puts it on air; old
 versions stay as history. A switch records a request the running playout engine picks up.
 """
+import subprocess
 from dataclasses import replace as replaced
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +29,7 @@ MAX_HOURS = 168
 LOOP_LIMIT = timedelta(hours=24)
 FRAME_RATE_TOLERANCE = 0.01
 MAX_SECONDS = 10_000_000
+KEYFRAME_SPAN_SECONDS = 12  # how far past an in-point keyframes are looked for, to name the next
 
 
 def _unknown(data, allowed, prefix, errors):
@@ -189,6 +192,59 @@ def copy_mode_errors(channel, assets):
     return errors
 
 
+def keyframes_near(source, at, span=KEYFRAME_SPAN_SECONDS):
+    """Keyframe times of a source's video from the one at or before `at` to `at + span`
+    (ffprobe seeks to `at`, which lands on the keyframe before, and lists packets from there)."""
+    argv = [settings.RETROVUE_FFPROBE, "-v", "error", "-select_streams", "v:0",
+            "-read_intervals", f"{at:.6f}%+{span:g}", "-show_entries", "packet=pts_time,flags",
+            "-of", "csv=p=0"]
+    if media.is_url(source):
+        argv += ["-protocol_whitelist", media.URL_PROTOCOLS]
+    else:
+        argv += ["-protocol_whitelist", media.FILE_PROTOCOLS]
+    try:
+        done = subprocess.run([*argv, source], capture_output=True, text=True, timeout=media.PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None
+    if done.returncode != 0:
+        return None
+    found = []
+    for line in done.stdout.splitlines():
+        time_text, _, flags = line.partition(",")
+        if "K" in flags and time_text not in ("", "N/A"):
+            found.append(float(time_text))
+    return found
+
+
+def copy_in_point_errors(channel, programs):
+    """{field: [reason]} for each copy-mode program whose in-point is not on a keyframe.
+
+    Stream copy can only start at a keyframe; the playout engine would start such a program up
+    to a GOP early (keeping its slot's length), so an explicit in-point must be one of them."""
+    stream = channel.config.stream_settings
+    if stream.get("video_codec") != "copy":
+        return {}
+    errors = {}
+    for index, program in programs:
+        at = program.in_point or 0.0
+        if at <= 0:
+            continue
+        rate = program.asset.frame_rate or stream.get("frame_rate") or 30
+        keyframes = keyframes_near(program.asset.source, at)
+        if keyframes is None:
+            errors[f"programs[{index}].in_point"] = ["could not list the asset's keyframes to check it"]
+            continue
+        if any(abs(k - at) <= 0.5 / rate for k in keyframes):
+            continue
+        before = [k for k in keyframes if k < at]
+        after = [k for k in keyframes if k > at]
+        near = ", ".join(f"{k:g}s" for k in (before[-1:] + after[:1]))
+        errors[f"programs[{index}].in_point"] = [
+            f"{at:g}s is not on a keyframe of '{PurePosixPath(program.asset.source).name}'; a copy channel can "
+            f"only start a program at a keyframe" + (f" (nearest: {near})" if near else "")]
+    return errors
+
+
 def validate_schedule(channel, data):
     """The whole schedule checked before anything is written; raises ConfigError with one entry
     per field (`programs[1].asset`). Assets named by a path not yet imported are imported."""
@@ -219,6 +275,8 @@ def validate_schedule(channel, data):
     if filler:
         assets["transition.filler"] = filler
     errors.update(copy_mode_errors(channel, assets))
+    if not errors:
+        errors.update(copy_in_point_errors(channel, valid))
     if errors:
         raise ConfigError(errors)
     return {"timezone": tz, "loop": loop, "fill": fill, "filler": filler,

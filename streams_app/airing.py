@@ -4,6 +4,7 @@ Runs on the pacer's thread. Reads happen at segment boundaries and every few fra
 switch; if the database is away the channel airs the slate rather than going silent.
 """
 import logging
+import threading
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,7 +14,8 @@ from django.utils import timezone
 from channels_app import programming, timeline
 from channels_app.models import Channel, MediaAsset
 
-from .ffmpeg import playout_format
+from . import copy_playout
+from .ffmpeg import copy_reader_argv, playout_format
 from .playout import Decoder, Pacer
 
 log = logging.getLogger("retrovue.playout")
@@ -76,5 +78,48 @@ class Airing:
     def start(self, video_fd, audio_fd):
         pacer = Pacer(self.fmt, video_fd, audio_fd, self.upcoming, self.make_decoder, self.poll_switch,
                       lead_seconds=settings.RETROVUE_PLAYOUT_LEAD_SECONDS)
+        pacer.start()
+        return pacer
+
+
+class CopyAiring(Airing):
+    """A copy channel's playout: segments read as they are (`copy_playout`), the slate from a
+    clip encoded once in the channel's format and aired in pieces no longer than the clip."""
+
+    def __init__(self, channel_id, plan):
+        super().__init__(channel_id, plan)
+        self.slate = None
+        self.copies_audio = plan.sections["stream_settings"].get("audio_codec", "copy") == "copy"
+
+    def upcoming(self, at):
+        pieces = []
+        for segment in super().upcoming(at):
+            start = segment.start
+            while segment.kind == "slate" and segment.end - start > copy_playout.SLATE_PIECE:
+                pieces.append(timeline.Segment(start, start + copy_playout.SLATE_PIECE, "slate", None, 0.0,
+                                               title=segment.title))
+                start += copy_playout.SLATE_PIECE
+            pieces.append(segment if start == segment.start else
+                          timeline.Segment(start, segment.end, "slate", None, 0.0, title=segment.title))
+        return pieces
+
+    def slate_path(self):
+        if self.slate is None:
+            self.slate = copy_playout.slate_clip(self.plan, self.fmt)
+        return self.slate
+
+    def make_decoder(self, segment, frames, samples):
+        if segment.source:
+            source, in_point = segment.source, segment.in_point
+            has_audio = self.copies_audio or self.asset_has_audio(segment.asset_id)
+        else:
+            source, in_point, has_audio = str(self.slate_path()), 0.0, True
+        return copy_playout.Reader(copy_reader_argv(self.plan, source, in_point, has_audio), self.fmt, frames)
+
+    def start(self, out_fd):
+        pacer = copy_playout.CopyPacer(self.fmt, out_fd, self.upcoming, self.make_decoder, self.poll_switch,
+                                       lead_seconds=copy_playout.LEAD_SECONDS)
+        # The slate clip is made once per format; start on it now rather than at the first gap.
+        threading.Thread(target=self.slate_path, name="copy-slate", daemon=True).start()
         pacer.start()
         return pacer

@@ -181,3 +181,67 @@ def build_playout_command(plan, audio_fd):
         *codecs, "-max_interleave_delta", "40000", "-muxdelay", "0", "-muxpreload", "0",
         "-flush_packets", "1", *output_args(plan),
     ]
+
+
+# --- scheduled copy mode ------------------------------------------------------------------------
+def is_copy_playout(plan):
+    """A scheduled channel whose video is passed through: played by `copy_playout`."""
+    return plan.scheduled and plan.sections["stream_settings"].get("video_codec") == "copy"
+
+
+def copy_audio_args(plan):
+    """Audio as the copy channel airs it: copied, or encoded to the channel's codec."""
+    audio = AUDIO_CODECS[plan.sections["stream_settings"].get("audio_codec", "copy")]
+    return ["-c:a", "copy"] if audio is None else ["-c:a", audio, "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+
+
+def copy_reader_argv(plan, source, in_point, has_audio=True):
+    """One segment of a copy channel as MPEG-TS on stdout, video passed through.
+
+    Stream copy can only start at a keyframe: with `-ss` FFmpeg starts at the keyframe at or
+    before `in_point` (and drops what precedes it). Timestamps are whatever the source has; the
+    pacer rebases them onto the channel's timeline. No muxing delay (the PCR is the DTS) and the
+    video PES length written where it fits, so the output stage can pass a frame on as soon as it
+    has it instead of waiting for the next one."""
+    seek = ["-ss", f"{in_point:.6f}"] if in_point > 0 else []
+    inputs = [*seek, "-i", source]
+    maps = ["-map", "0:v:0", "-map", "0:a:0"]
+    audio = copy_audio_args(plan)
+    if not has_audio:  # only when the channel encodes audio: silence in the channel's codec
+        inputs += ["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
+        maps = ["-map", "0:v:0", "-map", "1:a:0", "-shortest"]
+    return [plan.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *inputs, *maps,
+            "-c:v", "copy", *audio, "-muxdelay", "0", "-muxpreload", "0",
+            "-omit_video_pes_length", "0", "-f", "mpegts", "pipe:1"]
+
+
+def slate_clip_argv(plan, fmt, path, seconds):
+    """The copy channel's slate, encoded once in the channel's format (H.264 at its size and
+    rate, a keyframe a second, no B-frames, AAC 48 kHz stereo) so that it can be passed
+    through like any program."""
+    size, rate = f"{fmt.width}x{fmt.height}", str(fmt.fps)
+    gop = str(max(1, round(float(fmt.fps))))
+    video = (f"smptebars=size={size}:rate={rate},"
+             f"drawtext=textfile={safe_path(plan.slate_text_file)}:fontcolor=white:"
+             f"fontsize={max(fmt.height // 12, 8)}:x=(w-tw)/2:y=h-th-h/10:box=1:boxcolor=black@0.6:boxborderw=10")
+    return [plan.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+            "-t", f"{seconds:g}", "-map", "0:v:0", "-map", "1:a:0",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-bf", "0",
+            "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
+            "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "mp4", safe_path(path)]
+
+
+def build_copy_playout_command(plan):
+    """The persistent output stage of a scheduled copy channel: one MPEG-TS on stdin, spliced
+    program after program by the copy pacer (continuous timestamps and continuity counters),
+    passed through to the channel's outputs without re-encoding. Nothing to probe for long: the
+    pacer feeds in real time, so the first PAT/PMT and keyframe say all there is."""
+    return [
+        plan.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
+        "-progress", "pipe:1", "-stats_period", "0.5",
+        "-f", "mpegts", "-probesize", "32768", "-analyzeduration", "200000", "-i", "pipe:0",
+        "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
+        "-max_interleave_delta", "40000", "-muxdelay", "0", "-muxpreload", "0",
+        "-flush_packets", "1", *output_args(plan),
+    ]

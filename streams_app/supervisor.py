@@ -23,7 +23,7 @@ from channels_app.models import Channel
 from resources_app.allocations import release_run
 
 from . import ffmpeg, playout
-from .airing import Airing
+from .airing import Airing, CopyAiring
 from .alerts import clear_alert, raise_alert
 from .hls import channel_dir
 from .models import Alert, MetricSample, Stream
@@ -158,7 +158,13 @@ class Supervisor:
         """Start the channel's FFmpeg; a scheduled channel's is fed by a playout pacer."""
         self.restart_at = None
         cwd = str(self.plan.channel_dir)
-        if self.plan.scheduled:
+        if ffmpeg.is_copy_playout(self.plan):  # passed through, spliced by a copy pacer
+            self.argv = ffmpeg.build_copy_playout_command(self.plan)
+            self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake, stdin=subprocess.PIPE)
+            self.ffmpeg.feeder = CopyAiring(self.channel.pk, self.plan).start(
+                os.dup(self.ffmpeg.proc.stdin.fileno()))
+            self.ffmpeg.proc.stdin.close()
+        elif self.plan.scheduled:
             audio_read, audio_write = playout.big_pipe(1 << 16)
             self.argv = ffmpeg.build_playout_command(self.plan, audio_read)
             self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake, stdin=subprocess.PIPE,

@@ -1,0 +1,146 @@
+"""Scheduled copy channels through the real worker: one persistent output stage, no re-encode.
+
+The same independent checks as the transcode playout (tests/test_playout.py): the UDP capture
+is read by tests/tsanalysis.py (continuity counters, PCR, the datagram carrying each frame) and
+decoded by FFmpeg's signalstats, which tells the red program from the blue one and both from the
+slate (colour bars), frame by frame.
+"""
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from channels_app import services
+from channels_app.models import Channel, Program, Schedule
+from channels_app.schedules import replace_schedule
+from channels_app.validation import ConfigError
+from streams_app.models import Stream
+
+from .conftest import wait_status
+from .helpers import UdpRecorder, ffmpeg_processes
+from .test_playout import FPS, colour_clip, frame_colours, runs
+from .tsanalysis import analyze, frame_arrivals
+
+# The issue's bar is 50 ms; bench/transitions.py reports the figure. The suite may run beside
+# other load on a small machine, where the output's steady jitter alone can pass 50 ms, so a
+# boundary may be as quiet as 100 ms or as the steadiest second of the same capture plus 20 ms,
+# whichever is more: a restart per program (170-190 ms, and CC errors and a PCR step back,
+# asserted separately) still fails it.
+BOUNDARY_GAP = 0.1
+
+
+def gap_limit(recorder, *quiet):
+    """The gap allowed at a boundary, given seconds (their starts) with no boundary in them."""
+    steady = min(recorder.max_gap(t, t + 1) for t in quiet)
+    return max(BOUNDARY_GAP, steady + 0.02)
+
+
+def copy_channel(port, number, programs):
+    channel = services.create_channel({
+        "name": f"Copy playout {number}", "number": number, "quality": "copy",
+        "stream_settings": {"resolution": "320x240", "frame_rate": FPS},
+        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    schedule = Schedule.objects.create(channel_id=channel.pk)
+    for position, (asset, start) in enumerate(programs):
+        Program.objects.create(schedule=schedule, position=position, asset=asset, start=start,
+                               title=asset.title)
+    Channel.objects.filter(pk=channel.pk).update(current_schedule=schedule)
+    return services.get_channel(channel.pk)
+
+
+def keyframe_indexes(capture):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=key_frame", "-of", "csv=p=0", str(capture)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return [i for i, flag in enumerate(out) if flag.startswith("1")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copy_program_boundaries_are_seamless_on_time_and_not_re_encoded(live_host, free_port, tmp_path):
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    recorder = UdpRecorder(free_port)
+    start_at = timezone.now() + timedelta(seconds=3)
+    mono_at_start = time.monotonic() + (start_at - timezone.now()).total_seconds()
+    channel = copy_channel(free_port, 51, [(red, start_at), (blue, None)])
+    services.start_channel(channel)
+    wait_status(51, "RUNNING", timeout=30)
+    time.sleep(max(0.0, mono_at_start + 6 + 6 + 1.5 - time.monotonic()))
+    recorder.stop()
+    capture = tmp_path / "copy.ts"
+    capture.write_bytes(b"".join(recorder.datagrams))
+
+    report = analyze(capture.read_bytes())
+    assert report.cc_errors == 0 and report.pcr_backwards == 0 and report.pcr_jumps == 0
+    sequence = runs(frame_colours(capture))
+    colours = [colour for colour, _, _ in sequence]
+    first_red = colours.index("red")
+    # The slate (bars) before and after: a gap never goes dark.
+    assert colours[first_red - 1:first_red + 3] == ["other", "red", "blue", "other"], sequence
+    red_run, blue_run = sequence[first_red], sequence[first_red + 1]
+    assert abs(red_run[1] - 6 * FPS) <= 1, f"red aired {red_run[1]} frames, scheduled {6 * FPS}"
+    assert abs(blue_run[1] - 6 * FPS) <= 1, f"blue aired {blue_run[1]} frames, scheduled {6 * FPS}"
+    arrivals = frame_arrivals(recorder.datagrams, recorder.arrivals)
+    for run, scheduled in ((red_run, mono_at_start), (blue_run, mono_at_start + 6)):
+        assert abs(arrivals[run[2]] - scheduled) < 0.1, f"boundary off by {arrivals[run[2]] - scheduled:.3f}s"
+    limit = gap_limit(recorder, mono_at_start + 1.5, mono_at_start + 2.5, mono_at_start + 3.5)
+    for boundary in (mono_at_start, mono_at_start + 6, mono_at_start + 12):
+        gap = recorder.max_gap(boundary - 0.5, boundary + 0.5)
+        assert gap <= limit, f"{gap * 1000:.0f} ms without a datagram at a boundary"
+    # Passed through: the sources' keyframes (one a second) are the output's, where an encoder
+    # would have placed its own (the transcode playout's GOP is 2 s).
+    keys = set(keyframe_indexes(capture))
+    assert {red_run[2] + i * FPS for i in range(6)} <= keys
+    assert {blue_run[2] + i * FPS for i in range(6)} <= keys
+    # One output stage for the whole run (readers come and go), and it encodes nothing.
+    outputs = [p for p in ffmpeg_processes(settings.RETROVUE_DATA_DIR) if "tee" in p.cmdline()]
+    assert len(outputs) == 1 and outputs[0].pid == Stream.objects.get(channel_id=channel.pk).pid
+    argv = outputs[0].cmdline()
+    assert argv[argv.index("-c") + 1] == "copy" and "libx264" not in argv
+    # The slate is a clip in the channel's format, encoded once and cached under the data folder.
+    assert list((settings.RETROVUE_DATA_DIR / "slates").glob("slate-320x240-*.mp4"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copy_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_host, free_port, tmp_path):
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    # Tuned in 1.5 s into red: it starts at the keyframe at 1 s, still on the frame grid.
+    channel = copy_channel(free_port, 52, [(red, timezone.now() - timedelta(seconds=1.5))])
+    recorder = UdpRecorder(free_port)
+    services.start_channel(channel)
+    wait_status(52, "RUNNING", timeout=30)
+    time.sleep(1)
+    asked = time.monotonic()
+    Channel.objects.filter(pk=channel.pk).update(switch_asset=blue, switch_requested_at=timezone.now())
+    time.sleep(3)
+    recorder.stop()
+    capture = tmp_path / "switch.ts"
+    capture.write_bytes(b"".join(recorder.datagrams))
+    sequence = runs(frame_colours(capture))
+    colours = [colour for colour, _, _ in sequence]
+    assert colours[:2] == ["red", "blue"], sequence
+    blue_arrival = frame_arrivals(recorder.datagrams, recorder.arrivals)[sequence[1][2]]
+    assert blue_arrival - asked < 1.0, f"switch took {blue_arrival - asked:.2f}s"
+    assert recorder.max_gap(asked, asked + 1.5) <= gap_limit(recorder, asked + 1.2, asked + 1.9)
+    report = analyze(capture.read_bytes())
+    assert report.cc_errors == 0 and report.pcr_backwards == 0 and report.pcr_jumps == 0
+    assert sequence[1][2] in keyframe_indexes(capture)  # the cut lands on the new source's keyframe
+    assert Channel.objects.get(pk=channel.pk).switch_requested_at is None
+    assert Stream.objects.get(channel_id=channel.pk).restart_count == 0
+
+
+@pytest.mark.django_db
+def test_a_copy_in_point_must_be_on_a_keyframe():
+    red = colour_clip("red", "red", 6, 440)
+    channel = copy_channel(5998, 53, [])
+    with pytest.raises(ConfigError) as refused:
+        replace_schedule(channel, {"programs": [{"asset": red.pk, "in_point": 2.5}]})
+    assert refused.value.errors == {"programs[0].in_point": [
+        "2.5s is not on a keyframe of 'red.mp4'; a copy channel can only start a program at a keyframe "
+        "(nearest: 2s, 3s)"]}
+    replace_schedule(channel, {"programs": [{"asset": red.pk, "in_point": 2}]})
+    # A transcode channel decodes, so it can start anywhere.
+    other = services.create_channel({"name": "Transcode 54", "number": 54})
+    replace_schedule(other, {"programs": [{"asset": red.pk, "in_point": 2.5}]})
