@@ -21,6 +21,7 @@ from .schedules import schedule_data
 from .serializers import channel_data
 
 SPARKLINE_WINDOW = timedelta(minutes=10)
+SCHEDULE_HOURS = 24  # how far ahead "next" and the channel page's schedule look
 RECENT_RUNS = 20
 ACTIONS = {"start": services.start_channel, "stop": services.stop_channel,
            "restart": services.restart_channel}
@@ -29,7 +30,7 @@ BULK_ACTIONS = {"start": services.start_all_channels, "stop": services.stop_all_
 
 def channel_row(channel, now):
     """What a channel's row shows: state, what airs now and next, a picture and sparklines."""
-    airs = schedule_data(channel)
+    airs = schedule_data(channel, hours=SCHEDULE_HOURS)
     since = now - SPARKLINE_WINDOW
     samples = metric_series(channel, since=since)
     running = channel.status == Channel.Status.RUNNING
@@ -37,9 +38,10 @@ def channel_row(channel, now):
         "channel": channel,
         "host": channel.current_host,
         "uptime": duration(services.uptime_seconds(channel)),
+        "schedule": airs,
         "now": airs["current"],
         "next": airs["upcoming"][0] if airs["upcoming"] else None,
-        # A new URL every few seconds: the page fetches a new picture only when it changes.
+        # A new URL every MAX_AGE_SECONDS: the page fetches a new picture then, not at every poll.
         "thumbnail_version": int(time.time() // MAX_AGE_SECONDS) if running else None,
         "bitrate": chart(samples, "bitrate_kbps", since, now),
         "fps": chart(samples, "fps", since, now),
@@ -73,7 +75,6 @@ def channel_detail(request, number, partial=False):
     context.update(
         outputs=data["outputs"],
         config={name: json.dumps(values, indent=2) for name, values in data["config"].items()},
-        schedule=schedule_data(channel),
     )
     return render(request, "dashboards/channel_detail.html", context)
 

@@ -5,6 +5,7 @@ import re
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -19,10 +20,13 @@ from retrovue.pages import chart
 from streams_app.hls import hls_dir
 from streams_app.models import Stream
 
+from .conftest import wait_status
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 PAGES = ["/channels", "/channels/live", "/channels/1", "/channels/1/live", "/channels/1/thumbnail.jpg",
          "/streams", "/streams/table", "/streams/charts", "/streams/log", "/resources", "/resources/live"]
+LATENCY_MS = 2_000  # a change in the database shows on an open page within this
 BUTTONS = ["/channels/1/start", "/channels/1/stop", "/channels/1/restart", "/channels/start-all",
            "/channels/stop-all", "/resources/hosts/enc-1/drain", "/resources/hosts/enc-1/undrain"]
 
@@ -119,6 +123,20 @@ def test_the_admin_and_the_pages_link_both_ways(admin_client):
 
 
 @pytest.mark.django_db
+def test_channel_page_shows_its_schedule_and_outputs(admin_client, media):
+    channel = make_channel(2, 5002)
+    start = timezone.now() + timedelta(hours=20)
+    replace_schedule(channel, {"timezone": "Asia/Kolkata", "programs": [
+        {"asset": str(media["bars"]), "title": "Evening News", "start": start}]})
+    page = admin_client.get("/channels/2").content.decode()
+    assert "1 program, time zone Asia/Kolkata" in page
+    local = start.astimezone(ZoneInfo("Asia/Kolkata"))  # times show in the schedule's zone
+    assert f'Evening News <span class="muted small">{local:%H:%M}–' in page
+    assert 'src="/hls/2/index.m3u8"' in page and "udp://127.0.0.1:5002" in page
+    assert f'href="/admin/channels_app/channel/{channel.pk}/change/"' in page
+
+
+@pytest.mark.django_db
 def test_thumbnail_is_cut_from_the_newest_finished_segment(admin_client, media):
     channel = make_channel()
     folder = hls_dir(channel.number)
@@ -189,7 +207,8 @@ def test_operator_runs_a_channel_from_the_browser(live_host, live_server, browse
     expect(page.locator(".messages")).to_contain_text("start requested")
     page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
 
-    expect(page.locator("[data-slot=status-1] .badge")).to_have_text("RUNNING", timeout=15_000)
+    wait_status(1, "RUNNING")
+    expect(page.locator("[data-slot=status-1] .badge")).to_have_text("RUNNING", timeout=LATENCY_MS)
     page.wait_for_function("document.querySelector('img[data-slot=thumb-1]')?.naturalWidth === 320",
                            timeout=15_000)
     expect(page.locator("[data-slot=host-1]")).to_contain_text(live_host.host)
@@ -215,9 +234,10 @@ def test_operator_runs_a_channel_from_the_browser(live_host, live_server, browse
 
     page.goto(f"{live_server.url}/channels")
     page.locator("#channel-1 button.stop").click()
-    expect(page.locator("[data-slot=status-1] .badge")).to_have_text("STOPPED", timeout=10_000)
+    wait_status(1, "STOPPED")
+    expect(page.locator("[data-slot=status-1] .badge")).to_have_text("STOPPED", timeout=LATENCY_MS)
     expect(page.locator("div[data-slot=thumb-1]")).to_have_text("no picture")
-    # The other tab follows without a reload: the reservation is gone with the run.
-    expect(host.locator("a[href='/channels/1']")).to_have_count(0, timeout=5_000)
+    # The other tab follows without a reload: the reservation went with the run.
+    expect(host.locator("a[href='/channels/1']")).to_have_count(0, timeout=LATENCY_MS)
     expect(host).to_contain_text("0 reserved")
     assert not errors, errors
