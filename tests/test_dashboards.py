@@ -116,6 +116,20 @@ def test_buttons_are_refused_without_the_csrf_token(admin_user):
 
 
 @pytest.mark.django_db
+def test_bulk_and_host_buttons_call_the_services(admin_client):
+    failed_channel()
+    response = admin_client.post("/channels/stop-all", follow=True)
+    assert "stop all: 1: STOPPED." in response.content.decode()
+    assert Channel.objects.get().desired_state == Channel.Desired.STOPPED
+    admin_client.post("/resources/hosts/enc-1/drain", {"migrate": "on", "next": "/resources"})
+    assert EncodeHost.objects.filter(state=EncodeHost.State.DRAINING, migrate=True).exists()
+    page = admin_client.get("/resources").content.decode()
+    assert "its channels move to other hosts" in page and 'action="/resources/hosts/enc-1/undrain"' in page
+    admin_client.post("/resources/hosts/enc-1/undrain")
+    assert EncodeHost.objects.get().state == EncodeHost.State.ONLINE
+
+
+@pytest.mark.django_db
 def test_the_admin_and_the_pages_link_both_ways(admin_client):
     assert admin_client.get("/").headers["Location"] == "/channels"
     assert 'href="/channels"' in admin_client.get("/admin/").content.decode()
