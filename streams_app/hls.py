@@ -17,6 +17,26 @@ def hls_dir(number):
     return channel_dir(number) / "hls"
 
 
+def output_bitrate_kbps(folder, segments=3):
+    """The channel's output bitrate over its newest finished HLS segments (bytes over #EXTINF
+    seconds): FFmpeg's -progress reports no bitrate for a tee output, and the TS muxed into
+    each segment is what leaves on UDP too. None until a segment exists."""
+    try:
+        lines = (folder / "index.m3u8").read_text().splitlines()
+    except OSError:
+        return None
+    entries = [(float(line[8:].split(",")[0]), lines[i + 1].strip())
+               for i, line in enumerate(lines[:-1]) if line.startswith("#EXTINF:")]
+    seconds = size = 0.0
+    for duration, name in entries[-segments:]:
+        try:
+            size += (folder / name).stat().st_size
+        except OSError:
+            continue  # deleted from the window meanwhile
+        seconds += duration
+    return round(size * 8 / seconds / 1000, 1) if seconds else None
+
+
 def hls_file(request, number, filename):
     match = HLS_FILE.match(filename)
     if not match:

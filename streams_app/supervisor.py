@@ -25,7 +25,7 @@ from resources_app.allocations import release_run
 from . import ffmpeg, playout
 from .airing import Airing, CopyAiring
 from .alerts import clear_alert, raise_alert
-from .hls import channel_dir
+from .hls import channel_dir, output_bitrate_kbps
 from .models import Alert, MetricSample, Stream
 from .runner import FFmpegRun
 
@@ -296,6 +296,8 @@ class Supervisor:
         """Renew the lease and read the desired state; stop if the channel is no longer ours."""
         self.next_heartbeat = time.monotonic() + settings.RETROVUE_HEARTBEAT_SECONDS
         health = self.ffmpeg.health() if self.restart_at is None else {}
+        if health and health.get("bitrate_kbps") is None:
+            health["bitrate_kbps"] = output_bitrate_kbps(self.plan.hls_dir)
         self.sample(health)
         close_old_connections()
         row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(

@@ -85,6 +85,11 @@ def test_empty_playlist_plays_a_slate_over_udp_and_hls(api, live_host, free_port
     (tmp_path / "seg.ts").write_bytes(b"".join(seg.streaming_content))
     assert codecs(tmp_path / "seg.ts") == ["aac", "h264"]
     assert client.get("/hls/12/../../etc.m3u8").status_code == 404
+    # FFmpeg reports no bitrate for a tee output: the supervisor measures it on the HLS window.
+    reported = wait_for(lambda: api.get("/api/streams/12/metrics").data["metrics"].get("bitrate_kbps"),
+                        timeout=10, what="output bitrate")
+    probed = int(ffprobe(tmp_path / "seg.ts", "-show_format")["format"]["bit_rate"]) / 1000
+    assert probed / 3 < reported < probed * 3, (reported, probed)
 
 
 @pytest.mark.django_db(transaction=True)
