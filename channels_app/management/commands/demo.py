@@ -92,6 +92,7 @@ class Command(BaseCommand):
     Watch (MPEG-TS/UDP):  vlc {udp}    or    ffplay {udp.replace('@', '')}
     Watch (HLS):          {web}/hls/{channel.number}/index.m3u8
     Watch (players):      {web}/iptv/channels.m3u   (guide {web}/iptv/xmltv.xml)
+    Dashboards:           {web}/channels   /streams   /resources   user {username}  password {password}
     Admin:                {web}/admin/   user {username}  password {password}
     API:                  {web}/api/channels   header "Authorization: Token {token}"
     CLI:                  .venv/bin/retrovue channel list
