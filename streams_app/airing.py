@@ -114,7 +114,9 @@ class CopyAiring(Airing):
             has_audio = self.copies_audio or self.asset_has_audio(segment.asset_id)
         else:
             source, in_point, has_audio = str(self.slate_path()), 0.0, True
-        return copy_playout.Reader(copy_reader_argv(self.plan, source, in_point, has_audio), self.fmt, frames)
+        seconds = float(frames / self.fmt.fps)
+        return copy_playout.Reader(copy_reader_argv(self.plan, source, in_point, seconds, has_audio),
+                                   self.fmt, frames)
 
     def start(self, out_fd):
         pacer = copy_playout.CopyPacer(self.fmt, out_fd, self.upcoming, self.make_decoder, self.poll_switch,

@@ -195,16 +195,17 @@ def copy_audio_args(plan):
     return ["-c:a", "copy"] if audio is None else ["-c:a", audio, "-b:a", "128k", "-ar", "48000", "-ac", "2"]
 
 
-def copy_reader_argv(plan, source, in_point, has_audio=True):
+def copy_reader_argv(plan, source, in_point, seconds, has_audio=True):
     """One segment of a copy channel as MPEG-TS on stdout, video passed through.
 
     Stream copy can only start at a keyframe: with `-ss` FFmpeg starts at the keyframe at or
     before `in_point` (and drops what precedes it). Timestamps are whatever the source has; the
     pacer rebases them onto the channel's timeline. No muxing delay (the PCR is the DTS) and the
     video PES length written where it fits, so the output stage can pass a frame on as soon as it
-    has it instead of waiting for the next one."""
+    has it instead of waiting for the next one. It reads a second more than the slot (`seconds`)
+    and ends: it exits while its output still waits in the pipe, well before its boundary."""
     seek = ["-ss", f"{in_point:.6f}"] if in_point > 0 else []
-    inputs = [*seek, "-i", source]
+    inputs = [*seek, "-t", f"{seconds + 1:.3f}", "-i", source]
     maps = ["-map", "0:v:0", "-map", "0:a:0"]
     audio = copy_audio_args(plan)
     if not has_audio:  # only when the channel encodes audio: silence in the channel's codec
@@ -240,7 +241,7 @@ def build_copy_playout_command(plan):
     return [
         plan.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
         "-progress", "pipe:1", "-stats_period", "0.5",
-        "-f", "mpegts", "-probesize", "32768", "-analyzeduration", "200000", "-i", "pipe:0",
+        "-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "200000", "-i", "pipe:0",
         "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
         "-max_interleave_delta", "40000", "-muxdelay", "0", "-muxpreload", "0",
         "-flush_packets", "1", *output_args(plan),

@@ -203,7 +203,15 @@ class Pacer(threading.Thread):
         return Entry(segment, start, end, self.make_decoder(segment, end - start, samples))
 
     def next_entry(self, frame):
-        return self.entry(self.upcoming(self.time_at(frame))[0], frame)
+        """The segment airing from frame `frame` on. The timeline is asked from half a frame
+        earlier and a segment that ends on this frame skipped: boundaries are rounded to the
+        frame grid, and asking at the frame's exact time could return the last sliver of the
+        segment that just ended (aired as a one-frame segment, the next one then not pre-rolled)."""
+        from datetime import timedelta
+
+        segments = self.upcoming(self.time_at(frame) - timedelta(seconds=float(1 / (2 * self.fmt.fps))))
+        segment = next((s for s in segments if self.frame_at(s.end) > frame), segments[-1])
+        return self.entry(segment, frame)
 
     def run(self):
         try:
