@@ -58,6 +58,12 @@ class Channel(models.Model):
     def __str__(self):
         return f"{self.number} {self.name}"
 
+    def get_absolute_url(self):
+        """The channel's dashboard page: the admin's "View on site" button leads there."""
+        from django.urls import reverse
+
+        return reverse("channel", args=[self.number])
+
 
 class ChannelConfig(models.Model):
     channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="config")

@@ -1,6 +1,7 @@
 """The admin as a control surface: same validation as the API, actions through the services,
 stream history read-only, and changelists that cost a fixed number of queries."""
 import json
+import re
 
 import pytest
 from django.conf import settings
@@ -271,3 +272,12 @@ def test_bulk_actions_call_the_bulk_services(admin_client):
         "action": "stop_all", "_selected_action": [str(channel.pk)]}, follow=True)
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["stop all: 77: STOPPED"]
     assert Channel.objects.get(pk=channel.pk).desired_state == "STOPPED"
+
+
+def test_channel_admin_links_to_its_dashboard_page(admin_client):
+    channel = loopback_channel(7, 5007)
+    page = admin_client.get(f"/admin/channels_app/channel/{channel.pk}/change/").content.decode()
+    link = re.search(r'href="(/admin/r/[^"]+)"[^>]*>View on site', page)
+    assert link, "the admin offers View on site"
+    response = admin_client.get(link.group(1))
+    assert response.status_code == 302 and response["Location"].endswith("/channels/7")
