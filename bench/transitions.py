@@ -6,7 +6,7 @@ scheduled playout engine and for a naive restart-per-program baseline measured i
 
 Everything is real: one encode worker subprocess (host bench-t), Redis (DB 11,
 RETROVUE_TRANSITIONS_BENCH_REDIS_URL), the database, FFmpeg. The bench's own database and data
-folder (var/transitions-bench), UDP ports 6301-6302 on 127.0.0.1 only.
+folder (var/transitions-bench), UDP ports 6301-6303 on 127.0.0.1 only.
 
 Programs are solid-colour clips generated with lavfi, 320x240 at 30 fps: A red (10 s), B blue
 (5 s), C green (5 s, the switch target); the slate is colour bars. A receiver thread in this
@@ -17,8 +17,9 @@ from each decoded frame's average chroma which program it came from.
 
 - transcode: a channel with quality 480p overridden to 320x240, 30 fps, preset ultrafast, whose
   schedule is A at T+3 s and B right after it; 2 s into B the switch service is asked for C.
-- copy: scheduled copy-mode playout is not implemented (a scheduled channel is always encoded by
-  the playout engine); no figures are made up for it.
+- copy: the same schedule and switch on a copy-mode channel (quality copy at 320x240, 30 fps; the
+  clips are already in that format), aired by the copy playout (streams_app/copy_playout.py): no
+  re-encode, one persistent output stage fed by a TS splicer.
 - naive: what a restart-per-program playout loop does: a bare `ffmpeg -re -i A.mp4 ... -f mpegts
   udp://...` started at A's scheduled time, a new one for B started when it exits, and for the
   switch B's FFmpeg stopped and one for C started.
@@ -47,8 +48,9 @@ from tests.tsanalysis import analyze, frame_arrivals  # noqa: E402
 DATA_DIR = common.ROOT / "var" / "transitions-bench"
 REDIS_URL = os.environ.get("RETROVUE_TRANSITIONS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 HOST = "bench-t"
-ENGINE_PORT, NAIVE_PORT = 6301, 6302  # the engine channel's number is its port
+ENGINE_PORT, NAIVE_PORT, COPY_PORT = 6301, 6302, 6303  # a channel's number is its port
 CHANNEL_NAME = "bench transitions"
+CHANNELS = {ENGINE_PORT: ("480p", CHANNEL_NAME), COPY_PORT: ("copy", CHANNEL_NAME + " copy")}
 
 FPS = 30
 SIZE = "320x240"
@@ -61,7 +63,6 @@ SWITCH_AFTER_B = 2.0    # the switch to C is requested this long after B's sched
 TAIL_SECONDS = 3.0      # captured after the switch request
 GAP_WINDOW = 0.5        # the boundary gap is looked for this far either side of the boundary
 
-COPY_NOTE = "copy: not implemented (scheduled copy channels are encoded by the playout engine)"
 TARGET_GAP_MS = 50
 TARGET_FRAMES = 1
 TARGET_BOUNDARY_MS = 100
@@ -246,19 +247,20 @@ def _ms(t, reference):
 
 
 # --- the playout engine through the real worker ------------------------------------------------
-def create_channel():
+def create_channel(number=ENGINE_PORT):
     from channels_app import services
     from channels_app.models import Channel
 
-    for old in Channel.objects.filter(number=ENGINE_PORT):
-        if old.name != CHANNEL_NAME:  # with DATABASE_URL set, never touch someone else's channel
-            raise RuntimeError(f"channel {ENGINE_PORT} exists and is not the bench's ({old.name})")
+    quality, name = CHANNELS[number]
+    for old in Channel.objects.filter(number=number):
+        if old.name != name:  # with DATABASE_URL set, never touch someone else's channel
+            raise RuntimeError(f"channel {number} exists and is not the bench's ({old.name})")
         services.delete_channel(old)
     return services.create_channel({
-        "name": CHANNEL_NAME, "number": ENGINE_PORT, "quality": "480p",
+        "name": name, "number": number, "quality": quality,
         "stream_settings": {"resolution": SIZE, "frame_rate": FPS},
         "quality_settings": {"preset": "ultrafast"},
-        "network_settings": {"multicast_address": "127.0.0.1", "port": ENGINE_PORT}})
+        "network_settings": {"multicast_address": "127.0.0.1", "port": number}})
 
 
 def wait_running(channel):
@@ -297,7 +299,7 @@ def stop_and_wait(channel):
         common.wait_for(gone, timeout=10, what=f"encoder {run.pid} gone")
 
 
-def engine_run(channel, assets, n):
+def engine_run(channel, assets, n, name="engine"):
     """One run of the scheduled channel: slate, A at T+3 s, B after it, a switch to C."""
     from django.utils import timezone
 
@@ -306,7 +308,7 @@ def engine_run(channel, assets, n):
     from channels_app.services import get_channel, start_channel
 
     Channel.objects.filter(pk=channel.pk).update(switch_asset=None, switch_requested_at=None)
-    recorder = Recorder(ENGINE_PORT)  # before the start: the capture begins with a keyframe
+    recorder = Recorder(channel.number)  # before the start: the capture begins with a keyframe
     try:
         start_at = timezone.now() + datetime.timedelta(seconds=LEAD_SECONDS)
         sched_a = time.monotonic() + (start_at - timezone.now()).total_seconds()
@@ -322,7 +324,7 @@ def engine_run(channel, assets, n):
     finally:
         recorder.stop()
     stop_and_wait(channel)
-    return judge(recorder, DATA_DIR / f"engine-{n}.ts", sched_a, sched_b, asked)
+    return judge(recorder, DATA_DIR / f"{name}-{n}.ts", sched_a, sched_b, asked)
 
 
 # --- the naive baseline -------------------------------------------------------------------------
@@ -424,8 +426,6 @@ def report(modes):
     rows = [(label, len(results), *(cell(results, key, fmt) for _, key, fmt in COLUMNS))
             for label, results in modes.items() if results is not None]
     print(common.table(("mode", "runs", *(title for title, _, _ in COLUMNS)), rows))
-    # Not a row of figures: there is nothing to measure, and none are made up.
-    print(COPY_NOTE)
 
     print("\ntargets (runs that met each)")
     for title, key, fmt, distance, limit in TARGETS:
@@ -453,17 +453,20 @@ def machine():
 def measure(args):
     global worker
     assets = make_clips()
-    channel = create_channel()
+    channel, copy_channel = create_channel(ENGINE_PORT), create_channel(COPY_PORT)
     worker = common.Worker(HOST, capacity=2, log_path=DATA_DIR / "worker.log")
     worker.wait_live()
-    engine, naive = [], []
-    # Interleaved, so that load which comes and goes during the run touches both modes alike.
+    engine, copy, naive = [], [], []
+    # Interleaved, so that load which comes and goes during the run touches every mode alike.
     for n in range(1, args.runs + 1):
         engine.append(engine_run(channel, assets, n))
         describe("transcode", n, args.runs, engine[-1])
+        copy.append(engine_run(copy_channel, assets, n, name="copy"))
+        describe("copy", n, args.runs, copy[-1])
         naive.append(naive_run(assets, n))
         describe("naive", n, args.runs, naive[-1])
-    return {"transcode (playout engine)": engine, "copy": None, "naive restart-per-program": naive}
+    return {"transcode (playout engine)": engine, "copy (copy playout)": copy,
+            "naive restart-per-program": naive}
 
 
 def clean_up():
@@ -475,8 +478,8 @@ def clean_up():
         from channels_app.models import Channel
         from channels_app.services import stop_channel
 
-        common.for_each_channel(Channel.objects.filter(number=ENGINE_PORT, name=CHANNEL_NAME),
-                                stop_channel, "stop")
+        for number, (_, name) in CHANNELS.items():
+            common.for_each_channel(Channel.objects.filter(number=number, name=name), stop_channel, "stop")
     if worker:
         worker.stop()
     left = common.kill_ffmpeg(DATA_DIR)
@@ -486,8 +489,8 @@ def clean_up():
         from channels_app.models import Channel
         from channels_app.services import delete_channel
 
-        common.for_each_channel(Channel.objects.filter(number=ENGINE_PORT, name=CHANNEL_NAME),
-                                delete_channel, "remove")
+        for number, (_, name) in CHANNELS.items():
+            common.for_each_channel(Channel.objects.filter(number=number, name=name), delete_channel, "remove")
 
 
 def main():

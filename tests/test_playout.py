@@ -22,10 +22,9 @@ from .helpers import UdpRecorder, ffmpeg_processes
 from .tsanalysis import analyze, frame_arrivals
 
 FPS = 30
-# The bar is 50 ms at a boundary. The engine does not meet it yet: bench/transitions.py
-# measured a median of 62 ms (51-73 ms; 3 of 14 runs at or under 50 ms), the silence starting
-# when the pacer writes the new program's first frame. The test guards against real stalls (a
-# restart per program costs 170-190 ms) with 100 ms; the benchmark reports the figure.
+# The bar is 50 ms at a boundary; bench/transitions.py measures 41-43 ms (the output's
+# steady jitter). The suite may share a small machine with other load, so the test guards against
+# real stalls (a restart per program costs 160-210 ms) with 100 ms; the benchmark reports the figure.
 BOUNDARY_GAP = 0.1
 
 
