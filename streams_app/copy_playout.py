@@ -256,12 +256,7 @@ class Reader:
         return packet
 
     def close(self):
-        if self.proc.poll() is None:
-            process.terminate(self.proc, grace=0.0)
-        else:
-            self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        process.discard(self.proc)
 
 
 class CopyPacer(Pacer):

@@ -122,12 +122,7 @@ class Decoder:
         return _read_exact(self.audio_read, nbytes)
 
     def close(self):
-        if self.proc.poll() is None:
-            process.terminate(self.proc, grace=0.0)
-        else:
-            self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        process.discard(self.proc)
         os.close(self.audio_read)
 
 

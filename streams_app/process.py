@@ -63,6 +63,14 @@ def terminate(proc, grace=3.0):
     return proc.wait()
 
 
+def discard(proc):
+    """Stop a short-lived reader at once (it holds nothing worth flushing) and close its pipes."""
+    terminate(proc, grace=0.0)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def ffmpeg_processes(folder):
     """Live FFmpeg processes working inside `folder` (their argv names a path in it): how the
     tests and benchmarks prove that nothing outlived its channel."""

@@ -112,11 +112,16 @@ def live_host(encode_worker, transactional_db):
     yield encode_worker
     from channels_app.models import Channel
     from channels_app.services import stop_channel
+    from resources_app.models import ResourceAllocation
 
     for channel in Channel.objects.exclude(status="STOPPED"):
         stop_channel(channel)
     wait_for(lambda: not ffmpeg_processes(str(settings.RETROVUE_DATA_DIR)), timeout=15,
              what="every FFmpeg of the test stopped")
+    # The supervisors' last writes (run ended, reservation released) come after FFmpeg exits;
+    # the database flush that ends the test must not race them (PostgreSQL deadlocks).
+    wait_for(lambda: not ResourceAllocation.objects.filter(host__name=encode_worker.host).exists(),
+             timeout=10, what="the test's reservations on its host released")
 
 
 @pytest.fixture
