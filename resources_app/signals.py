@@ -13,7 +13,8 @@ _heartbeat = {}
 def register_encode_host(**_):
     name, capacity = settings.RETROVUE_HOST, settings.RETROVUE_HOST_CAPACITY
     hosts.register_host(name, capacity, pid=os.getpid())
-    thread = hosts.HostHeartbeat(name, capacity, settings.RETROVUE_HEARTBEAT_SECONDS * 2)
+    # Every heartbeat period: a host is live while its heartbeat is younger than the lease TTL.
+    thread = hosts.HostHeartbeat(name, capacity, settings.RETROVUE_HEARTBEAT_SECONDS)
     thread.start()
     _heartbeat["thread"] = thread
 
