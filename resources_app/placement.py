@@ -8,6 +8,7 @@ heartbeat within the lease TTL, so a host whose lease is stale never gets a chan
 """
 from django.conf import settings
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from retrovue.errors import DoesNotFit, NoCapacity
 from streams_app.models import Stream
@@ -66,12 +67,22 @@ def utilisation(host, reserved, need):
     return max(fractions)
 
 
+def describe_hosts(exclude=()):
+    """Why each known host is not taking channels: its state and heartbeat age."""
+    now = timezone.now()
+    for host in EncodeHost.objects.all():
+        age = f"{(now - host.last_heartbeat).total_seconds():.1f}s ago" if host.last_heartbeat else "never"
+        why = "excluded: just lost" if host.name in exclude else f"{host.state}, heartbeat {age}"
+        yield f"{host.name}: {why}"
+
+
 def eligible_hosts(channel, exclude=()):
     """Live hosts the channel may run on: its pinned host or label, none that was excluded."""
     pin = (channel.config.placement_settings or {}) if channel is not None else {}
     hosts = [h for h in EncodeHost.objects.live() if h.name not in exclude]
     if not hosts:
-        raise NoCapacity("no encode host is online (start one with: retrovue worker --host NAME)")
+        raise NoCapacity("no encode host is online (start one with: retrovue worker --host NAME)"
+                         + "".join(f"; {known}" for known in describe_hosts(exclude)))
     if pin.get("host"):
         hosts = [h for h in hosts if h.name == pin["host"]]
         if not hosts:

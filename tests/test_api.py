@@ -1,8 +1,13 @@
 """API contract: auth, ids by UUID or number, 400 with per-field errors and nothing written."""
+import re
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from channels_app.models import Channel, ChannelConfig
+from resources_app.models import EncodeHost
 from streams_app.models import Stream
 
 from .test_streaming import TEMPLATE
@@ -102,6 +107,9 @@ def test_start_without_a_live_host_is_refused_cleanly(api):
     response = api.post("/api/channels/1/start")
     assert response.status_code == 503 and "no encode host" in response.data["detail"]
     assert Channel.objects.get(number=1).status == "STOPPED" and not Stream.objects.exists()
+    EncodeHost.objects.create(name="enc-quiet", last_heartbeat=timezone.now() - timedelta(seconds=30))
+    detail = api.post("/api/channels/1/start").data["detail"]
+    assert re.search(r"enc-quiet: ONLINE, heartbeat 3\d\.\ds ago", detail), detail
 
 
 @pytest.mark.django_db
