@@ -158,6 +158,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(RETROVUE_DATA_DIR / "test.sqlite3")}
+elif os.environ.get("RETROVUE_TEST_DATABASE_NAME"):
+    # Test sessions sharing one PostgreSQL server each get their own test database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["RETROVUE_TEST_DATABASE_NAME"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = []

@@ -1,7 +1,8 @@
 """Loaded with `-p tests.testenv` before pytest-django reads settings: the test environment.
 
 Tests get a private redis-server on a free loopback port (so a test may stop and restart it
-without touching anyone else's Redis), their own data folder (with its SQLite test database) and encode host name, and may only
+without touching anyone else's Redis), their own data folder (with its SQLite test database)
+or, on PostgreSQL, a test database named after the session, an encode host name, and may only
 send to loopback (RETROVUE_LOOPBACK_ONLY): no test can ever publish to a multicast group.
 """
 import atexit
@@ -58,6 +59,7 @@ os.environ.update({
     "RETROVUE_DATA_DIR": str(DATA),
     "RETROVUE_MEDIA_ROOTS": str(DATA / "media"),
     "RETROVUE_HOST": "test-a",
+    "RETROVUE_TEST_DATABASE_NAME": f"test_retrovue_{os.getpid()}",
     "RETROVUE_LOOPBACK_ONLY": "1",
     "RETROVUE_HEARTBEAT_SECONDS": "0.5",
     "RETROVUE_LEASE_TTL_SECONDS": "3",
