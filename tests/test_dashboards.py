@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -192,6 +193,12 @@ def browser(monkeypatch):
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         yield chromium.new_context(viewport={"width": 1440, "height": 900})
+        # After every sync call Playwright marks its loop as running in this thread, so the
+        # test's ORM calls see an "async" thread: Django keeps their connection apart from the
+        # thread's usual one, in a context variable of this greenlet. It becomes unreachable
+        # (and stays open, blocking the test database's DROP) once the loop stops: close it now,
+        # while the loop still runs.
+        connections.close_all()
         chromium.close()
 
 
