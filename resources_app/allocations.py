@@ -44,11 +44,14 @@ def admit(channel, exclude=(), need=None):
                      shortfall={}, need=need.as_dict())
 
 
-def reserve(channel, host, stream, need=None):
-    """Reserve the channel's need on `host` for `stream` (an operator's amounts are kept)."""
+def reserve(channel, host, stream, need=None, manual=None):
+    """Reserve the channel's need on `host` for `stream`. An operator's allocate passes
+    manual=True; a run leaves the flag (and so an operator's amounts) as it was."""
     need = need or channel_need(channel)
-    allocation, _ = ResourceAllocation.objects.update_or_create(channel=channel, defaults={
-        "host": host, "stream": stream, "reserved_at": timezone.now(), **need.as_dict()})
+    fields = {"host": host, "stream": stream, "reserved_at": timezone.now(), **need.as_dict()}
+    if manual is not None:
+        fields["manual"] = manual
+    allocation, _ = ResourceAllocation.objects.update_or_create(channel=channel, defaults=fields)
     return allocation
 
 

@@ -123,9 +123,7 @@ def allocate(data):
         else:
             allocations.release_channel(locked)  # a hold moves with the new amounts
             host = allocations.admit(locked, need=need)
-        allocation = allocations.reserve(locked, host, run, need)
-        ResourceAllocation.objects.filter(pk=allocation.pk).update(manual=True)
-        allocation.manual = True
+        allocation = allocations.reserve(locked, host, run, need, manual=True)
     return allocation_data(allocation)
 
 

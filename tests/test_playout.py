@@ -112,13 +112,11 @@ def test_program_boundaries_are_seamless_and_on_time(live_host, free_port, tmp_p
     assert len(outputs) == 1 and outputs[0].pid == Stream.objects.get(channel_id=channel.pk).pid
 
 
-@pytest.mark.django_db(transaction=True)
-def test_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_host, free_port, tmp_path):
-    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
-    channel = scheduled_channel(free_port, 42, [(red, timezone.now() - timedelta(seconds=1))])
-    recorder = UdpRecorder(free_port)  # from the first keyframe on, every frame decodes
+def switch_red_to_blue(channel, blue, recorder, tmp_path, timeout=15):
+    """Start a channel airing red, switch it to `blue` a second later and record 3 s; checks
+    that blue airs within 1 s of the request. Returns (request time, capture, colour runs)."""
     services.start_channel(channel)
-    wait_status(42, "RUNNING")
+    wait_status(channel.number, "RUNNING", timeout=timeout)
     time.sleep(1)
     asked = time.monotonic()
     Channel.objects.filter(pk=channel.pk).update(switch_asset=blue, switch_requested_at=timezone.now())
@@ -127,10 +125,18 @@ def test_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_host,
     capture = tmp_path / "switch.ts"
     capture.write_bytes(b"".join(recorder.datagrams))
     sequence = runs(frame_colours(capture))
-    colours = [colour for colour, _, _ in sequence]
-    assert colours[:2] == ["red", "blue"], sequence
+    assert [colour for colour, _, _ in sequence][:2] == ["red", "blue"], sequence
     blue_arrival = frame_arrivals(recorder.datagrams, recorder.arrivals)[sequence[1][2]]
     assert blue_arrival - asked < 1.0, f"switch took {blue_arrival - asked:.2f}s"
+    return asked, capture, sequence
+
+
+@pytest.mark.django_db(transaction=True)
+def test_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_host, free_port, tmp_path):
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    channel = scheduled_channel(free_port, 42, [(red, timezone.now() - timedelta(seconds=1))])
+    recorder = UdpRecorder(free_port)  # from the first keyframe on, every frame decodes
+    asked, capture, _ = switch_red_to_blue(channel, blue, recorder, tmp_path)
     assert recorder.max_gap(asked, asked + 1.5) <= BOUNDARY_GAP
     assert analyze(capture.read_bytes()).cc_errors == 0
     assert Channel.objects.get(pk=channel.pk).switch_requested_at is None
