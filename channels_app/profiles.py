@@ -30,6 +30,8 @@ QUALITY_PROFILES = {
     },
 }
 DEFAULT_QUALITY = "720p"
+# Every output's audio rate, the slate's included: a copy channel's sources must already have it.
+AUDIO_SAMPLE_RATE = 48000
 DEFAULT_RESOURCE_LIMITS = {"max_cpu_percent": 25, "max_memory_mb": 2048, "max_bandwidth_mbps": 10}
 # What one channel of each profile reserves when the quality shortcut is used without explicit
 # resource_limits: CPU in percent of one core (libx264 veryfast at 30 fps on a 2020s x86 core),

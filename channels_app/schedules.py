@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from . import media, programming, timeline
 from .models import Channel, Program, Schedule, TransitionRule
+from .profiles import AUDIO_SAMPLE_RATE
 from .validation import ConfigError
 
 SCHEDULE_FIELDS = {"timezone", "loop", "transition", "programs"}
@@ -161,8 +162,8 @@ def _format(width, height, rate):
 def copy_mode_errors(channel, assets):
     """{field: [reason]} for each asset a copy-mode channel cannot pass through as it is.
 
-    Stream copy cannot convert, so every asset must already be H.264 (with AAC when the audio
-    is copied too) at the channel's resolution and frame rate; without those in the config the
+    Stream copy cannot convert, so every asset must already be H.264 (with AAC at the outputs'
+    sample rate when the audio is copied too) at the channel's resolution and frame rate; without those in the config the
     first asset sets the format the others must share. `assets` maps field -> asset, in order."""
     stream = channel.config.stream_settings
     if stream.get("video_codec") != "copy" or not assets:
@@ -185,6 +186,9 @@ def copy_mode_errors(channel, assets):
         if (asset.width, asset.height) != size or not same_rate:
             is_.append(_format(asset.width, asset.height, asset.frame_rate))
             airs.append(_format(*size, rate))
+        if copy_audio and asset.audio_sample_rate not in (None, AUDIO_SAMPLE_RATE):
+            is_.append(f"{asset.audio_sample_rate} Hz audio")
+            airs.append(f"{AUDIO_SAMPLE_RATE} Hz audio (as its slate)")
         if is_:
             name = PurePosixPath(asset.source).name or asset.source
             errors[field] = [f"'{name}' is {' '.join(is_)}, the copy channel airs {' '.join(airs)}; "

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from channels_app.profiles import AUDIO_SAMPLE_RATE
 from channels_app.validation import AUDIO_CODECS, VIDEO_CODECS
 
 # Paths end up inside FFmpeg filter and tee syntax, where : , ; [ ] | ' \ are special.
@@ -91,7 +92,7 @@ def input_args(plan):
         ":x=(w-tw)/2:y=h-th-h/10:box=1:boxcolor=black@0.6:boxborderw=10"
     )
     return (["-re", "-f", "lavfi", "-i", video,
-             "-re", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"],
+             "-re", "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate={AUDIO_SAMPLE_RATE}"],
             ["-map", "0:v:0", "-map", "1:a:0"])
 
 
@@ -132,7 +133,7 @@ def codec_args(plan):
         args += ["-b:v", stream.get("bitrate", "3000k")]
     args += ["-maxrate", quality.get("max_bitrate", stream.get("bitrate", "3000k")),
              "-bufsize", quality.get("buffer_size", "6000k")]
-    args += ["-c:a", audio, "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+    args += ["-c:a", audio, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
     return args
 
 
@@ -192,7 +193,7 @@ def is_copy_playout(plan):
 def copy_audio_args(plan):
     """Audio as the copy channel airs it: copied, or encoded to the channel's codec."""
     audio = AUDIO_CODECS[plan.sections["stream_settings"].get("audio_codec", "copy")]
-    return ["-c:a", "copy"] if audio is None else ["-c:a", audio, "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+    return ["-c:a", "copy"] if audio is None else ["-c:a", audio, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
 
 
 def copy_reader_argv(plan, source, in_point, seconds, has_audio=True):
@@ -209,7 +210,7 @@ def copy_reader_argv(plan, source, in_point, seconds, has_audio=True):
     maps = ["-map", "0:v:0", "-map", "0:a:0"]
     audio = copy_audio_args(plan)
     if not has_audio:  # only when the channel encodes audio: silence in the channel's codec
-        inputs += ["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
+        inputs += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl=stereo"]
         maps = ["-map", "0:v:0", "-map", "1:a:0", "-shortest"]
     return [plan.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *inputs, *maps,
             "-c:v", "copy", *audio, "-muxdelay", "0", "-muxpreload", "0",
@@ -226,11 +227,11 @@ def slate_clip_argv(plan, fmt, path, seconds):
              f"drawtext=textfile={safe_path(plan.slate_text_file)}:fontcolor=white:"
              f"fontsize={max(fmt.height // 12, 8)}:x=(w-tw)/2:y=h-th-h/10:box=1:boxcolor=black@0.6:boxborderw=10")
     return [plan.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+            "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate={AUDIO_SAMPLE_RATE}",
             "-t", f"{seconds:g}", "-map", "0:v:0", "-map", "1:a:0",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-bf", "0",
             "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-            "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "mp4", safe_path(path)]
+            "-c:a", "aac", "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2", "-f", "mp4", safe_path(path)]
 
 
 def build_copy_playout_command(plan):

@@ -22,12 +22,14 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
+from channels_app.profiles import AUDIO_SAMPLE_RATE
+
 from . import process
 
 log = logging.getLogger("retrovue.playout")
 
 F_SETPIPE_SZ = 1031
-SAMPLE_RATE = 48000
+SAMPLE_RATE = AUDIO_SAMPLE_RATE
 AUDIO_BYTES_PER_SAMPLE = 4  # s16le, stereo
 PREROLL_SECONDS = 2.0
 

@@ -185,6 +185,10 @@ def test_copy_mode_reasons_name_codecs_and_format(copy_channel):
     assert copy_mode_errors(copy_channel, {"x": asset(audio_codec="", frame_rate=29.97)}) == {
         "x": [f"'show.mkv' is h264/no audio 320x240 29.97fps, the copy channel airs h264/aac 320x240 25fps; "
               f"{REENCODE}"]}
+    # Sources airing between slate gaps must share the slate's 48 kHz audio.
+    assert copy_mode_errors(copy_channel, {"x": asset(audio_sample_rate=44100)}) == {
+        "x": [f"'show.mkv' is 44100 Hz audio, the copy channel airs 48000 Hz audio (as its slate); {REENCODE}"]}
+    assert copy_mode_errors(copy_channel, {"x": asset(audio_sample_rate=48000)}) == {}
     # Audio encoded by the channel: only the video must match.
     copy_channel.config.stream_settings["audio_codec"] = "aac"
     assert copy_mode_errors(copy_channel, {"x": asset(audio_codec="mp3")}) == {}
