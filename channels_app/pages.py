@@ -11,13 +11,13 @@ from django.utils import timezone
 
 from retrovue.pages import CHANGE_CHANNELS, channel_or_404, chart, duration, operator_action
 from streams_app.models import Stream
-from streams_app.monitoring import metric_series
+from streams_app.monitoring import metric_series, metric_series_by_channel
 from streams_app.services import stream_health
 from streams_app.thumbnails import MAX_AGE_SECONDS, thumbnail
 
 from . import services
 from .models import Channel
-from .schedules import schedule_data
+from .schedules import airing, schedule_data
 from .serializers import channel_data
 
 SPARKLINE_WINDOW = timedelta(minutes=10)
@@ -28,11 +28,9 @@ ACTIONS = {"start": services.start_channel, "stop": services.stop_channel,
 BULK_ACTIONS = {"start": services.start_all_channels, "stop": services.stop_all_channels}
 
 
-def channel_row(channel, now):
+def channel_row(channel, now, airs, samples):
     """What a channel's row shows: state, what airs now and next, a picture and sparklines."""
-    airs = schedule_data(channel, hours=SCHEDULE_HOURS)
     since = now - SPARKLINE_WINDOW
-    samples = metric_series(channel, since=since)
     running = channel.status == Channel.Status.RUNNING
     return {
         "channel": channel,
@@ -55,7 +53,11 @@ def all_channels():
 @login_required
 def channel_list(request, partial=False):
     now = timezone.now()
-    context = {"rows": [channel_row(channel, now) for channel in all_channels()]}
+    # Polled every second: the samples of all channels in one query, now/next without the
+    # programs list the detail page shows.
+    series = metric_series_by_channel(now - SPARKLINE_WINDOW)
+    context = {"rows": [channel_row(channel, now, airing(channel, SCHEDULE_HOURS), series.get(channel.pk, []))
+                        for channel in all_channels()]}
     template = "dashboards/channel_rows.html" if partial else "dashboards/channels.html"
     return render(request, template, context)
 
@@ -63,8 +65,10 @@ def channel_list(request, partial=False):
 @login_required
 def channel_detail(request, number, partial=False):
     channel = channel_or_404(number)
+    now = timezone.now()
     context = {
-        "row": channel_row(channel, timezone.now()),
+        "row": channel_row(channel, now, (airing if partial else schedule_data)(channel, SCHEDULE_HOURS),
+                           metric_series(channel, since=now - SPARKLINE_WINDOW)),
         "health": stream_health(channel),
         "runs": Stream.objects.filter(channel=channel).order_by("-generation")[:RECENT_RUNS],
         "back": f"/channels/{channel.number}",  # where its buttons return to

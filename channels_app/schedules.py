@@ -367,14 +367,21 @@ def _merged(segments):
     return out
 
 
-def schedule_data(channel, hours=None):
-    """The current schedule (empty fields without one) and what airs now and in the next hours,
-    times in the schedule's time zone."""
+def airing(channel, hours=None):
+    """What airs now and in the next hours, times in the schedule's time zone:
+    {"current": segment, "upcoming": [segments]}."""
     schedule = channel.current_schedule
     zone = ZoneInfo(schedule.timezone if schedule else "UTC")
     segments = _merged(programming.channel_segments(channel, hours=_hours(hours)))
     airs = [{"kind": s.kind, "start": s.start.astimezone(zone), "end": s.end.astimezone(zone),
              "title": s.title, "source": s.source, "program_id": s.program_id} for s in segments]
+    return {"current": airs[0], "upcoming": airs[1:]}
+
+
+def schedule_data(channel, hours=None):
+    """The current schedule (empty fields without one) and what airs now and in the next hours."""
+    schedule = channel.current_schedule
+    zone = ZoneInfo(schedule.timezone if schedule else "UTC")
     data = {"id": None, "channel": channel.number, "created_at": None, "timezone": None, "loop": False,
             "transition": None, "programs": []}
     if schedule:
@@ -389,4 +396,4 @@ def schedule_data(channel, hours=None):
                           "out_point": p.out_point, "title": p.title, "description": p.description,
                           "duration_s": p.duration_s} for p in programs],
         })
-    return {**data, "current": airs[0], "upcoming": airs[1:]}
+    return {**data, **airing(channel, hours)}

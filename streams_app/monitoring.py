@@ -136,6 +136,16 @@ def metric_series(channel, since=None, until=None):
     return list(samples.order_by("at").values("at", *MetricSample.FIELDS, "restart_count"))
 
 
+def metric_series_by_channel(since):
+    """Every channel's samples since `since`, oldest first, in one query: {channel id: [rows]}."""
+    series = {}
+    rows = MetricSample.objects.filter(at__gte=since).order_by("at").values(
+        "channel_id", "at", *MetricSample.FIELDS, "restart_count")
+    for row in rows:
+        series.setdefault(row.pop("channel_id"), []).append(row)
+    return series
+
+
 def prune_metric_samples(now=None):
     """Delete samples older than RETROVUE_METRICS_RETENTION_HOURS; returns how many went."""
     cutoff = (now or timezone.now()) - timedelta(hours=settings.RETROVUE_METRICS_RETENTION_HOURS)

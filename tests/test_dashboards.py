@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels_app import services
@@ -262,3 +263,20 @@ def test_operator_runs_a_channel_from_the_browser(live_host, live_server, browse
     expect(host.locator("a[href='/channels/1']")).to_have_count(0, timeout=LATENCY_MS)
     expect(host).to_contain_text("0 reserved")
     assert not errors, errors
+
+
+@pytest.mark.django_db
+def test_channel_rows_poll_costs_the_same_queries_for_more_channels(admin_client):
+    """/channels/live is polled every second by every open page: the sparklines' samples are
+    read once for all channels (a scheduled channel still reads its own programs)."""
+    def cost():
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get("/channels/live").status_code == 200
+        return len(queries)
+
+    for number in (1, 2):
+        services.create_channel({"name": f"ch{number}", "number": number})
+    few = cost()
+    for number in range(3, 13):
+        services.create_channel({"name": f"ch{number}", "number": number})
+    assert cost() == few
