@@ -12,7 +12,7 @@ from channels_app.services import uptime_seconds
 from retrovue.pages import chart, duration
 
 from .models import Stream
-from .monitoring import channel_verdict, current_streams, drop_baselines, lease_age, metric_series
+from .monitoring import channel_verdict, current_streams, drop_baselines, lease_age, metric_series_by_channel
 
 CHART_WINDOW = timedelta(hours=1)
 # (sample field, label, unit, decimals shown, top of the scale: None for the peak)
@@ -45,9 +45,10 @@ def table_part(request, watched):
 def charts_part(request, watched):
     until = timezone.now()
     since = until - CHART_WINDOW
+    series = metric_series_by_channel(since)  # one query for every chart
     panels = []
     for channel, _run in watched:
-        samples = metric_series(channel, since=since, until=until)
+        samples = series.get(channel.pk, [])
         panels.append({"channel": channel, "charts": [
             {"label": label, "unit": unit, "digits": digits,
              "drawing": chart(samples, field, since, until, width=300, height=70, points=120, ceiling=ceiling)}

@@ -269,14 +269,31 @@ def test_operator_runs_a_channel_from_the_browser(live_host, live_server, browse
 def test_channel_rows_poll_costs_the_same_queries_for_more_channels(admin_client):
     """/channels/live is polled every second by every open page: the sparklines' samples are
     read once for all channels (a scheduled channel still reads its own programs)."""
-    def cost():
-        with CaptureQueriesContext(connection) as queries:
-            assert admin_client.get("/channels/live").status_code == 200
-        return len(queries)
-
     for number in (1, 2):
         services.create_channel({"name": f"ch{number}", "number": number})
-    few = cost()
+    few = cost(admin_client, "/channels/live")
     for number in range(3, 13):
         services.create_channel({"name": f"ch{number}", "number": number})
-    assert cost() == few
+    assert cost(admin_client, "/channels/live") == few
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("part", ["/streams/charts", "/streams/table"])
+def test_stream_monitor_polls_cost_the_same_queries_for_more_streams(admin_client, part):
+    def running(numbers):
+        for number in numbers:
+            channel = services.create_channel({"name": f"ch{number}", "number": number})
+            Stream.objects.create(channel=channel, host="enc-1", generation=channel.generation,
+                                  status="RUNNING", health_metrics={"fps": 25.0})
+
+    running((1, 2))
+    few = cost(admin_client, part)
+    running(range(3, 13))
+    assert cost(admin_client, part) == few
+
+
+def cost(client, url):
+    """Queries one GET of `url` takes."""
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
