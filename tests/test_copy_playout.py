@@ -6,7 +6,6 @@ decoded by FFmpeg's signalstats, which tells the red program from the blue one a
 slate (colour bars), frame by frame.
 """
 import subprocess
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,9 +18,8 @@ from channels_app.schedules import replace_schedule
 from channels_app.validation import ConfigError
 from streams_app.models import Stream
 
-from .conftest import wait_status
 from .helpers import UdpRecorder, ffmpeg_processes
-from .test_playout import FPS, colour_clip, frame_colours, runs, switch_red_to_blue
+from .test_playout import FPS, air_red_then_blue, colour_clip, switch_red_to_blue
 from .tsanalysis import analyze, frame_arrivals
 
 # The issue's bar is 50 ms; bench/transitions.py reports the figure. The suite may run beside
@@ -60,21 +58,8 @@ def keyframe_indexes(capture):
 
 @pytest.mark.django_db(transaction=True)
 def test_copy_program_boundaries_are_seamless_on_time_and_not_re_encoded(live_host, free_port, tmp_path):
-    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
-    recorder = UdpRecorder(free_port)
-    start_at = timezone.now() + timedelta(seconds=3)
-    mono_at_start = time.monotonic() + (start_at - timezone.now()).total_seconds()
-    channel = copy_channel(free_port, 51, [(red, start_at), (blue, None)])
-    services.start_channel(channel)
-    wait_status(51, "RUNNING", timeout=30)
-    time.sleep(max(0.0, mono_at_start + 6 + 6 + 1.5 - time.monotonic()))
-    recorder.stop()
-    capture = tmp_path / "copy.ts"
-    capture.write_bytes(b"".join(recorder.datagrams))
-
-    report = analyze(capture.read_bytes())
-    assert report.cc_errors == 0 and report.pcr_backwards == 0 and report.pcr_jumps == 0
-    sequence = runs(frame_colours(capture))
+    channel, recorder, mono_at_start, capture, sequence = air_red_then_blue(
+        copy_channel, 51, free_port, tmp_path, tail=1.5, timeout=30)
     colours = [colour for colour, _, _ in sequence]
     first_red = colours.index("red")
     # The slate (bars) before and after: a gap never goes dark.

@@ -81,23 +81,31 @@ def scheduled_channel(port, number, programs):
     return services.get_channel(channel.pk)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_program_boundaries_are_seamless_and_on_time(live_host, free_port, tmp_path):
+def air_red_then_blue(make_channel, number, free_port, tmp_path, tail=2.0, timeout=15):
+    """Schedule red (6 s) 3 s from now and blue right after on a channel made by
+    `make_channel(port, number, programs)`, record until `tail` s after blue and check the
+    capture has no CC error or PCR jump. Returns (channel, recorder, red's start on the
+    monotonic clock, capture, colour runs)."""
     red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
     recorder = UdpRecorder(free_port)
     start_at = timezone.now() + timedelta(seconds=3)
     mono_at_start = time.monotonic() + (start_at - timezone.now()).total_seconds()
-    channel = scheduled_channel(free_port, 41, [(red, start_at), (blue, None)])
+    channel = make_channel(free_port, number, [(red, start_at), (blue, None)])
     services.start_channel(channel)
-    wait_status(41, "RUNNING")
-    time.sleep(max(0.0, mono_at_start + 6 + 6 + 2 - time.monotonic()))
+    wait_status(number, "RUNNING", timeout=timeout)
+    time.sleep(max(0.0, mono_at_start + 6 + 6 + tail - time.monotonic()))
     recorder.stop()
     capture = tmp_path / "playout.ts"
     capture.write_bytes(b"".join(recorder.datagrams))
-
     report = analyze(capture.read_bytes())
     assert report.cc_errors == 0 and report.pcr_backwards == 0 and report.pcr_jumps == 0
-    sequence = runs(frame_colours(capture))
+    return channel, recorder, mono_at_start, capture, runs(frame_colours(capture))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_program_boundaries_are_seamless_and_on_time(live_host, free_port, tmp_path):
+    channel, recorder, mono_at_start, _, sequence = air_red_then_blue(
+        scheduled_channel, 41, free_port, tmp_path)
     colours = [colour for colour, _, _ in sequence]
     assert colours[colours.index("red"):colours.index("red") + 2] == ["red", "blue"], sequence
     red_run = sequence[colours.index("red")]
