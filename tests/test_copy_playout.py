@@ -13,13 +13,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from channels_app import services
-from channels_app.models import Channel, Program, Schedule
+from channels_app.models import Channel
 from channels_app.schedules import replace_schedule
 from channels_app.validation import ConfigError
 from streams_app.models import Stream
 
 from .helpers import UdpRecorder, ffmpeg_processes
-from .test_playout import FPS, air_red_then_blue, colour_clip, switch_red_to_blue
+from .test_playout import FPS, air_red_then_blue, colour_clip, scheduled_channel, switch_red_to_blue
 from .tsanalysis import analyze, frame_arrivals
 
 # The bar is 50 ms; bench/transitions.py reports the figure. The suite may run beside
@@ -37,16 +37,7 @@ def gap_limit(recorder, *quiet):
 
 
 def copy_channel(port, number, programs):
-    channel = services.create_channel({
-        "name": f"Copy playout {number}", "number": number, "quality": "copy",
-        "stream_settings": {"resolution": "320x240", "frame_rate": FPS},
-        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
-    schedule = Schedule.objects.create(channel_id=channel.pk)
-    for position, (asset, start) in enumerate(programs):
-        Program.objects.create(schedule=schedule, position=position, asset=asset, start=start,
-                               title=asset.title)
-    Channel.objects.filter(pk=channel.pk).update(current_schedule=schedule)
-    return services.get_channel(channel.pk)
+    return scheduled_channel(port, number, programs, quality="copy")
 
 
 def keyframe_indexes(capture):

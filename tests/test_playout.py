@@ -67,9 +67,10 @@ def runs(frames):
     return [tuple(r) for r in found]
 
 
-def scheduled_channel(port, number, programs):
+def scheduled_channel(port, number, programs, quality="480p"):
+    """A 320x240 channel airing `programs` ([(asset, start or None)]) from a new schedule."""
     channel = services.create_channel({
-        "name": f"Playout {number}", "number": number, "quality": "480p",
+        "name": f"Playout {number}", "number": number, "quality": quality,
         "stream_settings": {"resolution": "320x240", "frame_rate": FPS},
         "quality_settings": {"preset": "ultrafast"},
         "network_settings": {"multicast_address": "127.0.0.1", "port": port}})

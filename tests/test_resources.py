@@ -126,6 +126,10 @@ def test_stop_releases_and_delete_cascades():
     resources.allocate({"channel": 1, "cpu": "0.5"})  # a hold on a stopped channel
     services.stop_channel(services.get_channel(1))
     assert not ResourceAllocation.objects.exists()
+    resources.allocate({"channel": 1, "cpu": "0.5"})
+    assert ResourceAllocation.objects.filter(channel__number=1).exists()
+    services.delete_channel(services.get_channel(1))
+    assert not ResourceAllocation.objects.exists()
 
 
 def test_allocate_holds_room_that_the_start_then_uses_and_release_frees(admin_client):
