@@ -99,11 +99,14 @@ class ChannelAdmin(admin.ModelAdmin):
         if change:
             fields = {k: form.cleaned_data[k] for k in ("name", "description", "playlist")
                       if k in form.changed_data}
-            channel = services.update_config(services.get_channel(channel.pk), {**config, **fields})
-            if (config or "playlist" in fields) and channel.status in (
-                    Channel.Status.STARTING, Channel.Status.RUNNING):
-                self.message_user(request, f"{channel}: restart it to apply the new settings.",
+            changes = {**config, **fields}
+            channel = services.update_config(services.get_channel(channel.pk), changes)
+            needs = services.restart_needed(channel, changes)
+            if needs:
+                self.message_user(request, f"{channel}: restart it to apply {', '.join(needs)}.",
                                   messages.WARNING)
+            if "playlist" in fields:
+                self.message_user(request, f"{channel}: the new playlist airs from the next segment.")
         else:
             fields = {k: form.cleaned_data[k] for k in ("name", "number", "description", "playlist")}
             # The service creates its own row; the admin's redirect and history need that one.

@@ -34,7 +34,9 @@ class ChannelConfigView(APIView):
     def put(self, request, ref):
         channel = services.update_config(services.get_channel(ref), request.data)
         data = channel_data(channel)
-        data["restart_required"] = channel.status in (Channel.Status.RUNNING, Channel.Status.STARTING)
+        needs = services.restart_needed(channel, request.data)
+        data["restart_required"], data["restart_for"] = bool(needs), needs
+        data["applied_live"] = sorted(set(request.data) & services.LIVE_FIELDS)
         return Response(data)
 
 

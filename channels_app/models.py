@@ -38,10 +38,14 @@ class Channel(models.Model):
     desired_state = models.CharField(max_length=10, choices=Desired.choices, default=Desired.STOPPED)
     # Ordered media file paths, looped; empty plays the generated slate.
     playlist = models.JSONField(default=list, blank=True)
+    # When the playlist's first loop began (set when it changes; unset: when the channel was made).
+    playlist_started_at = models.DateTimeField(null=True, blank=True)
     # Bumped at every placement; a supervisor whose generation is stale must stop (fencing).
     generation = models.PositiveIntegerField(default=0)
     # The schedule on air; without one the channel loops its playlist (or the slate).
-    current_schedule = models.ForeignKey("Schedule", null=True, blank=True, on_delete=models.SET_NULL,
+    # RESTRICT: the schedule on air cannot vanish from under its channel (deleting the channel
+    # still takes its schedules with it).
+    current_schedule = models.ForeignKey("Schedule", null=True, blank=True, on_delete=models.RESTRICT,
                                          related_name="+")
     # A ContentSwitcher request: play this asset now, then rejoin the schedule.
     switch_asset = models.ForeignKey("MediaAsset", null=True, blank=True, on_delete=models.SET_NULL,

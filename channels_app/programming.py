@@ -3,12 +3,17 @@
 One place turns Schedule/Program/TransitionRule rows into timeline values, so the playout
 engine, the schedule API and the XMLTV guide always agree on what airs when.
 """
+import logging
 from datetime import timedelta
 
 from django.utils import timezone
 
 from . import timeline
-from .models import Program, TransitionRule
+from .models import MediaAsset, Program, TransitionRule
+
+log = logging.getLogger("retrovue.programming")
+# The engine prepares a segment this long before it airs (its pre-roll, with a margin).
+CHANGE_MARGIN = timedelta(seconds=3)
 
 
 def schedule_items(schedule):
@@ -19,22 +24,50 @@ def schedule_items(schedule):
             for p in programs]
 
 
-def schedule_filler(schedule):
+def schedule_transition(schedule):
+    """(what fills gaps, whether gaps are closed instead) from the schedule's transition rule."""
     rule = TransitionRule.objects.filter(schedule=schedule).select_related("filler").first()
     if rule and rule.fill == TransitionRule.Fill.FILLER and rule.filler:
-        return timeline.Filler(rule.filler.source, rule.filler.duration_s, rule.filler_id, rule.filler.title)
-    return timeline.Filler()
+        return timeline.Filler(rule.filler.source, rule.filler.duration_s, rule.filler_id, rule.filler.title), False
+    return timeline.Filler(), bool(rule and rule.fill == TransitionRule.Fill.CUT)
+
+
+def playlist_items(paths):
+    """The playlist's files as timeline items, in order; a file no longer in the library is
+    skipped (and logged), never aired."""
+    assets = {a.source: a for a in MediaAsset.objects.filter(source__in=list(paths))}
+    missing = [p for p in paths if p not in assets]
+    if missing:
+        log.warning("playlist entries not in the media library, skipped: %s", ", ".join(missing))
+    return [timeline.Item(start=None, duration_s=assets[p].duration_s, source=p, title=assets[p].title,
+                          asset_id=assets[p].pk) for p in paths if p in assets]
+
+
+def playlist_anchor(channel):
+    """When the playlist's first loop began: set when the playlist changes."""
+    return channel.playlist_started_at or channel.created_at
 
 
 def channel_segments(channel, since=None, until=None, hours=6):
     """Segments the channel airs over [since, until) (default: now and the next `hours`).
 
-    A channel without a schedule airs its looped playlist, or the slate, as one segment."""
+    A channel without a schedule loops its playlist from its anchor (so a restart resumes where
+    the clock is), or airs the slate."""
     since = since or timezone.now()
     until = until or since + timedelta(hours=hours)
     schedule = channel.current_schedule
     if schedule is None:
-        kind = "playlist" if channel.playlist else "slate"
-        return [timeline.Segment(since, until, kind, None, 0.0, title=channel.name)]
+        return timeline.looped(playlist_items(channel.playlist), playlist_anchor(channel), since, until)
+    filler, close_gaps = schedule_transition(schedule)
     return timeline.segments(schedule_items(schedule), since, until, anchor=schedule.created_at,
-                             loop=schedule.loop, tz=schedule.timezone, filler=schedule_filler(schedule))
+                             loop=schedule.loop, tz=schedule.timezone, filler=filler, close_gaps=close_gaps)
+
+
+def next_boundary(channel, now=None):
+    """Where a change of what a running channel airs takes effect: the first segment boundary
+    the engine has not prepared yet (it prepares the next segment a couple of seconds ahead)."""
+    now = now or timezone.now()
+    for segment in channel_segments(channel, since=now, until=now + timedelta(days=2)):
+        if segment.end >= now + CHANGE_MARGIN:
+            return segment.end
+    return now

@@ -1,10 +1,9 @@
 """Read representations of channels for the API and the CLI's --json output."""
 from rest_framework import serializers
 
-from streams_app.ffmpeg import udp_url
-
 from . import services
 from .models import Channel
+from .validation import udp_url
 
 
 class ChannelSerializer(serializers.ModelSerializer):

@@ -13,12 +13,16 @@ from django.utils import timezone
 from resources_app.allocations import admit, release_channel
 from retrovue.errors import Conflict, NotFound, ServiceError
 
-from . import validation
+from . import media, programming, validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
 from .validation import ConfigError
 
 CONFIG_KEYS = set(ChannelConfig.SECTIONS)
+# Changes a running channel airs without a restart: the playlist from its next segment (as
+# schedules and switches); the description is not on air. Everything else is in the output
+# stage's argv or the slate and is applied by a restart (which rebuilds the run from the config).
+LIVE_FIELDS = {"playlist", "description"}
 
 
 def get_channel(ref):
@@ -61,7 +65,7 @@ def create_channel(data):
         except ConfigError as exc:
             errors.update(exc.errors)
     try:
-        clean["playlist"] = validation.validate_playlist(data.get("playlist"), settings.RETROVUE_MEDIA_ROOTS)
+        clean["playlist"] = playlist_sources(data.get("playlist"))
     except ConfigError as exc:
         errors.update(exc.errors)
     given = {k: data[k] for k in CONFIG_KEYS if k in data}
@@ -101,12 +105,37 @@ def update_config(channel, data):
     sections = validation.validate_config(
         merged_sections(channel.number, quality, given, base=channel.config.sections()))
     if "playlist" in data:
-        fields["playlist"] = validation.validate_playlist(data["playlist"], settings.RETROVUE_MEDIA_ROOTS)
+        fields["playlist"] = playlist_sources(data["playlist"])
+        # A running channel airs the new playlist from its next segment, from the first item.
+        fields["playlist_started_at"] = (programming.next_boundary(channel) if channel.status in (
+            Channel.Status.STARTING, Channel.Status.RUNNING) else timezone.now())
     with transaction.atomic():
         ChannelConfig.objects.filter(channel=channel).update(updated_at=timezone.now(), **sections)
         # Only the named fields: status and generation belong to the supervisor.
         Channel.objects.filter(pk=channel.pk).update(updated_at=timezone.now(), **fields)
     return get_channel(channel.pk)
+
+
+def restart_needed(channel, changed):
+    """The changed fields a running channel applies only at a restart (none when stopped)."""
+    if channel.status not in (Channel.Status.STARTING, Channel.Status.RUNNING):
+        return []
+    return sorted(set(changed) - LIVE_FIELDS)
+
+
+def playlist_sources(paths):
+    """Checked playlist paths, each in the media library (probed now if new or changed), so
+    the engine knows every item's length."""
+    clean = validation.validate_playlist(paths, settings.RETROVUE_MEDIA_ROOTS)
+    errors = {}
+    for index, path in enumerate(clean):
+        try:
+            media.resolve_asset(path, f"playlist[{index}]")
+        except ConfigError as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise ConfigError(errors)
+    return clean
 
 
 def check_output_allowed(channel):

@@ -6,6 +6,7 @@ earlier is cut there (a hard start wins, as in broadcast). A looping schedule re
 every day at the same local times. Gaps, and any time before, between or after programs, are
 filled per the transition rule (filler asset or slate), so a channel never goes silent.
 """
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,12 +55,15 @@ class Segment:
         return (self.end - self.start).total_seconds()
 
 
-def block(items, anchor):
+def block(items, anchor, close_gaps=False):
     """Absolute (start, end, item) for one pass over the items; a first item without a start
-    begins at `anchor`."""
+    begins at `anchor`. With `close_gaps` (the CUT transition) a program that would start after
+    a gap starts right after the previous one instead."""
     slots, cursor = [], anchor
-    for item in items:
+    for index, item in enumerate(items):
         start = item.start or cursor
+        if close_gaps and index and start > cursor:
+            start = cursor
         slots.append([start, start + timedelta(seconds=item.duration_s), item])
         cursor = slots[-1][1]
     for current, following in zip(slots, slots[1:]):
@@ -67,9 +71,9 @@ def block(items, anchor):
     return [tuple(slot) for slot in slots if slot[1] > slot[0]]
 
 
-def occurrences(items, anchor, loop, tz, since, until):
+def occurrences(items, anchor, loop, tz, since, until, close_gaps=False):
     """The block's slots overlapping [since, until): once, or every day in local time."""
-    base = block(items, anchor)
+    base = block(items, anchor, close_gaps)
     if not loop or not base:
         return [s for s in base if s[1] > since and s[0] < until]
     zone = ZoneInfo(tz)
@@ -103,10 +107,10 @@ def fill(start, end, filler):
     return segments
 
 
-def segments(items, since, until, *, anchor, loop=False, tz="UTC", filler=Filler()):
+def segments(items, since, until, *, anchor, loop=False, tz="UTC", filler=Filler(), close_gaps=False):
     """Back-to-back segments covering [since, until) exactly, gaps filled."""
     out, cursor = [], since
-    for slot_start, slot_end, item in occurrences(items, anchor, loop, tz, since, until):
+    for slot_start, slot_end, item in occurrences(items, anchor, loop, tz, since, until, close_gaps):
         start, end = max(slot_start, cursor), min(slot_end, until)
         if end <= start:
             continue
@@ -118,4 +122,25 @@ def segments(items, since, until, *, anchor, loop=False, tz="UTC", filler=Filler
         cursor = end
     if cursor < until:
         out += fill(cursor, until, filler)
+    return out
+
+
+def looped(items, anchor, since, until):
+    """A playlist: the items back to back from `anchor`, again and again, over [since, until)
+    (a segment cut by `since` is joined late, its in-point moved on). No items: the slate."""
+    period = sum(item.duration_s for item in items)
+    if period <= 0:
+        return [Segment(since, until, "slate", None, 0.0)]
+    out = []
+    cursor = anchor + timedelta(seconds=math.floor((since - anchor).total_seconds() / period) * period)
+    while cursor < until:
+        for item in items:
+            start, cursor = cursor, cursor + timedelta(seconds=item.duration_s)
+            if cursor > since and start < until:
+                begin = max(start, since)
+                out.append(Segment(begin, min(cursor, until), "program", item.source,
+                                   item.in_point + (begin - start).total_seconds(), item.title,
+                                   item.description, asset_id=item.asset_id))
+            if cursor >= until:
+                break
     return out

@@ -233,6 +233,13 @@ def validate_playlist(paths, media_roots):
     return clean
 
 
+def udp_url(network, ttl):
+    """The output's URL as FFmpeg and players take it (the inverse of parse_output_url)."""
+    address = network["multicast_address"]
+    host = f"[{address}]" if ":" in address else address
+    return f"udp://{host}:{network['port']}?pkt_size=1316&ttl={network.get('ttl', ttl)}"
+
+
 def parse_output_url(url):
     """'udp://127.0.0.1:5001' -> network_settings dict (validated)."""
     match = re.match(r"^(udp)://(\[[0-9a-fA-F:]+\]|[^:/\[\]]+):(\d+)/?$", str(url).strip())

@@ -72,6 +72,7 @@ class Alert(models.Model):
         RESTART_LOOP = "RESTART_LOOP", "restart loop"
         HOST_LOST = "HOST_LOST", "encode host lost"
         OVER_RESERVATION = "OVER_RESERVATION", "using more than its reservation"
+        SOURCE_FAILED = "SOURCE_FAILED", "a source cannot be read (the slate airs instead)"
 
     class Severity(models.TextChoices):
         WARNING = "WARNING"

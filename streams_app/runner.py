@@ -19,7 +19,7 @@ class FFmpegRun:
     def __init__(self, argv, cwd, errors, wake, stdin=subprocess.DEVNULL, pass_fds=()):
         self.errors = errors  # shared rolling log: it outlives restarts
         self.wake = wake
-        self.feeder = None  # a playout Pacer writing into this process, stopped with it
+        self.feeder = None  # the playout engine's pacer writing into this process, stopped with it
         self.progress = {}
         self.first_progress_at = None
         self.started_at = time.monotonic()
@@ -27,7 +27,7 @@ class FFmpegRun:
         self.proc = process.spawn(argv, cwd=cwd, stdin=stdin, pass_fds=pass_fds)
         self.pid = self.proc.pid
         self.ps = psutil.Process(self.pid)
-        self.ps.cpu_percent(None)
+        self.cpu_mark = (time.monotonic(), 0.0)  # (when, CPU seconds of every process) at the last health
         self._stderr = threading.Thread(target=self._read_errors, daemon=True)
         self._stderr.start()
         threading.Thread(target=self._read_progress, daemon=True).start()
@@ -68,15 +68,38 @@ class FFmpegRun:
     def error_tail(self, lines=3):
         return " | ".join(entry["line"] for entry in list(self.errors)[-lines:])
 
+    def processes(self):
+        """Every live process of the run: the output stage and the readers feeding it."""
+        found = [self.ps]
+        for pid in self.feeder.mode.reader_pids() if self.feeder else ():
+            try:
+                found.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
+        return found
+
     def health(self):
-        """The latest progress with the process's CPU (percent of one core) and memory."""
+        """The latest progress with the CPU (percent of one core, since the last call) and
+        memory of every process of the run, readers included, and how many there are."""
         metrics = dict(self.progress)
-        try:
-            with self.ps.oneshot():
-                metrics["cpu_percent"] = self.ps.cpu_percent(None)
-                metrics["memory_mb"] = round(self.ps.memory_info().rss / 2**20, 1)
-        except psutil.Error:
-            pass
+        cpu_seconds, rss, count = self.feeder.mode.spent_cpu if self.feeder else 0.0, 0, 0
+        for proc in self.processes():
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    cpu_seconds += times.user + times.system
+                    rss += proc.memory_info().rss
+                    count += 1
+            except psutil.Error:
+                continue
+        now = time.monotonic()
+        last_at, last_cpu = self.cpu_mark
+        if count:
+            self.cpu_mark = (now, cpu_seconds)
+            if now > last_at:
+                metrics["cpu_percent"] = round(max(0.0, cpu_seconds - last_cpu) / (now - last_at) * 100, 1)
+            metrics["memory_mb"] = round(rss / 2**20, 1)
+            metrics["processes"] = count
         metrics["pid"] = self.pid
         metrics["updated_at"] = timezone.now().isoformat()
         return metrics

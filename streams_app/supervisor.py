@@ -1,6 +1,7 @@
 """The per-channel supervisor: runs inside the long-lived stream task on an encode host.
 
-It owns one FFmpeg process at a time (a `runner.FFmpegRun`). `run()` is a loop of `step()`
+It owns one run of the playout engine at a time: the output stage (a `runner.FFmpegRun`) and
+the pacer that feeds it (`streams_app.playout`). `run()` is a loop of `step()`
 calls: each waits for an event (first progress, FFmpeg's exit, a worker shutdown) or a deadline
 (heartbeat, stall, restart), does one thing and returns what it did, so tests can drive it a
 step at a time. Every status write is a compare-and-swap on (run, generation): a supervisor that
@@ -9,7 +10,6 @@ while: FFmpeg keeps running, samples are buffered, and the writes are retried wh
 """
 import collections
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -22,8 +22,8 @@ from django.utils import timezone
 from channels_app.models import Channel
 from resources_app.allocations import release_run
 
-from . import ffmpeg, playout
-from .airing import Airing, CopyAiring
+from . import playout
+from .playout.plan import ChannelPlan
 from .alerts import clear_alert, raise_alert
 from .hls import channel_dir, output_bitrate_kbps
 from .models import Alert, MetricSample, Stream
@@ -47,14 +47,12 @@ def shutdown_all():
 
 
 def channel_plan(channel):
-    return ffmpeg.ChannelPlan(
+    return ChannelPlan(
         number=channel.number,
         name=channel.name,
-        playlist=tuple(channel.playlist),
         sections=channel.config.sections(),
         channel_dir=channel_dir(channel.number),
         ffmpeg=settings.RETROVUE_FFMPEG,
-        scheduled=channel.current_schedule_id is not None,
         udp_ttl=settings.RETROVUE_UDP_TTL,
         hls_list_size=settings.RETROVUE_HLS_LIST_SIZE,
     )
@@ -139,7 +137,7 @@ class Supervisor:
         if not self.cas_stream(status__in=[Stream.Status.STARTING], heartbeat_at=timezone.now()):
             return self.FENCED
         self.await_predecessor()
-        ffmpeg.write_channel_files(self.plan)
+        self.plan.clear_hls()
         self.start_ffmpeg()
         return None
 
@@ -155,30 +153,28 @@ class Supervisor:
             time.sleep(0.05)
 
     def start_ffmpeg(self):
-        """Start the channel's FFmpeg; a scheduled channel's is fed by a playout pacer."""
+        """Start the run's output stage and the engine that feeds it, from the channel's
+        configuration as it is now (an operator's restart applies a changed config)."""
         self.restart_at = None
-        cwd = str(self.plan.channel_dir)
-        if ffmpeg.is_copy_playout(self.plan):  # passed through, spliced by a copy pacer
-            self.argv = ffmpeg.build_copy_playout_command(self.plan)
-            self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake, stdin=subprocess.PIPE)
-            self.ffmpeg.feeder = CopyAiring(self.channel.pk, self.plan).start(
-                os.dup(self.ffmpeg.proc.stdin.fileno()))
-            self.ffmpeg.proc.stdin.close()
-        elif self.plan.scheduled:
-            audio_read, audio_write = playout.big_pipe(1 << 16)
-            self.argv = ffmpeg.build_playout_command(self.plan, audio_read)
-            self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake, stdin=subprocess.PIPE,
-                                    pass_fds=(audio_read,))
-            os.close(audio_read)
-            self.ffmpeg.feeder = Airing(self.channel.pk, self.plan).start(
-                os.dup(self.ffmpeg.proc.stdin.fileno()), audio_write)
-            self.ffmpeg.proc.stdin.close()
-        else:
-            self.argv = ffmpeg.build_command(self.plan)
-            self.ffmpeg = FFmpegRun(self.argv, cwd, self.errors, self.wake)
+        self.refresh_plan()
+        run, run.feeder = playout.start(self.plan, self.channel.pk, self.spawn_output)
+        self.ffmpeg = run
         self.reported_running = False
         self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
         self.next_heartbeat = min(self.next_heartbeat, time.monotonic() + settings.RETROVUE_HEARTBEAT_SECONDS)
+
+    def refresh_plan(self):
+        """Re-read the channel's configuration; while the database is away, keep the last plan."""
+        channel = self.db_write(lambda: Channel.objects.select_related("config").get(pk=self.channel.pk))
+        if channel is not None:
+            self.channel, self.plan = channel, channel_plan(channel)
+            self.policy = channel.config.failover()
+        self.plan.write_slate_text()
+
+    def spawn_output(self, argv, pass_fds=()):
+        self.argv = argv
+        return FFmpegRun(argv, str(self.plan.channel_dir), self.errors, self.wake, stdin=subprocess.PIPE,
+                         pass_fds=pass_fds)
 
     def on_exit(self, code):
         """FFmpeg died: fail if this run never got going, else restart it per the policy."""

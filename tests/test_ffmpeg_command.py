@@ -1,59 +1,66 @@
-"""The command builder's argv: a list, never a shell string, with the outputs the issue names."""
+"""The engine's argv builders: lists, never a shell string, with the outputs the issue names."""
 from pathlib import Path
 
 import pytest
 
 from channels_app.profiles import merged_sections
+from channels_app.timeline import Segment
 from channels_app.validation import validate_config
-from streams_app import ffmpeg
+from streams_app.playout import argv
+from streams_app.playout.plan import ChannelPlan, UnsafePath
 from streams_app.progress import ProgressParser
 
 
-def plan(quality="720p", playlist=(), **network):
+def plan(quality="720p", channel_dir="/data/channels/4", **network):
     sections = validate_config(merged_sections(4, quality, {"network_settings": network} if network else {}))
-    return ffmpeg.ChannelPlan(number=4, name="News; rm -rf /", playlist=tuple(playlist),
-                              sections=sections, channel_dir=Path("/data/channels/4"))
+    return ChannelPlan(number=4, name="News; rm -rf /", sections=sections, channel_dir=Path(channel_dir))
 
 
-def test_transcode_argv_tees_udp_and_hls():
-    argv = ffmpeg.build_command(plan())
-    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
-    tee = argv[-1]
+def test_transcode_output_stage_encodes_raw_input_and_tees_udp_and_hls():
+    command = argv.encoder_argv(plan(), audio_fd=7)
+    assert isinstance(command, list) and all(isinstance(a, str) for a in command)
+    tee = command[-1]
     assert tee.startswith("[f=mpegts:onfail=ignore:pcr_period=40]udp://127.0.0.1:5004?pkt_size=1316&ttl=16|")
     assert "hls_time=2" in tee and tee.endswith("/data/channels/4/hls/index.m3u8")
-    assert argv[argv.index("-c:v") + 1] == "libx264"
-    assert argv[argv.index("-g") + 1] == "60"  # a keyframe every 2 s segment
-    assert "service_name=News; rm -rf /" in argv  # one argv element, never interpreted
+    assert command[command.index("-c:v") + 1] == "libx264"
+    assert command[command.index("-g") + 1] == "60"  # a keyframe every 2 s segment
+    assert "pipe:7" in command and command[command.index("-f") + 1] == "rawvideo"
+    assert "service_name=News; rm -rf /" in command  # one argv element, never interpreted
 
 
-def test_slate_when_playlist_is_empty():
-    argv = ffmpeg.build_command(plan("copy"))
-    graph = argv[argv.index("lavfi") + 2]
-    assert graph.startswith("smptebars=size=1280x720") and "drawtext=textfile=" in graph
-    assert "sine=frequency=1000:sample_rate=48000" in argv
-    assert argv[argv.index("-c:v") + 1] == "libx264"  # a copy channel encodes its slate
+def test_copy_output_stage_passes_its_input_through():
+    command = argv.passthrough_argv(plan("copy"))
+    assert command[command.index("-c") + 1] == "copy" and "libx264" not in command
 
 
-def test_copy_mode_passes_media_through():
-    argv = ffmpeg.build_command(plan("copy", playlist=["/media/a.mp4"]))
-    assert argv[argv.index("-c:v") + 1] == "copy" and argv[argv.index("-c:a") + 1] == "copy"
-    assert argv[argv.index("-stream_loop") + 1] == "-1"
+def test_one_slate_for_both_modes_with_literal_text():
+    slate = Segment(None, None, "slate", None, 0.0)
+    decoder = argv.decoder_argv(plan(), slate, frames=30, samples=48000, audio_fd=5)
+    clip = argv.slate_clip_argv(plan("copy"), "/data/slate.mp4", 11)
+    for command in (decoder, clip):
+        graph = command[command.index("lavfi") + 2]
+        assert graph.startswith("smptebars=size=") and "drawtext=textfile=" in graph
+        assert ":expansion=none:" in graph  # %{...} in a channel's name is drawn, never run
+        assert any(a.startswith("sine=frequency=1000:sample_rate=48000") for a in command)
+
+
+def test_sources_are_opened_with_a_protocol_whitelist():
+    program = Segment(None, None, "program", "/media/a.mp4", 12.5)
+    for command in (argv.decoder_argv(plan(), program, 30, 48000, 5),
+                    argv.reader_argv(plan("copy"), "/media/a.mp4", 12.5, 6.0)):
+        assert command[command.index("-protocol_whitelist") + 1] == argv.SOURCE_PROTOCOLS
+        assert command.index("-protocol_whitelist") < command.index("/media/a.mp4")
+    assert "concat" not in argv.SOURCE_PROTOCOLS and "udp" not in argv.SOURCE_PROTOCOLS
 
 
 def test_ipv6_destination_is_bracketed():
-    argv = ffmpeg.build_command(plan(multicast_address="ff15::1", port=1234))
-    assert "udp://[ff15::1]:1234?" in argv[-1]
+    command = argv.passthrough_argv(plan(multicast_address="ff15::1", port=1234))
+    assert "udp://[ff15::1]:1234?" in command[-1]
 
 
 def test_paths_that_would_break_filter_syntax_are_refused():
-    bad = ffmpeg.ChannelPlan(number=1, name="x", playlist=(), sections=plan().sections,
-                             channel_dir=Path("/data/a:b,c"))
-    with pytest.raises(ffmpeg.UnsafePath):
-        ffmpeg.build_command(bad)
-
-
-def test_concat_list_escapes_quotes():
-    assert ffmpeg.concat_list(["/m/it's.mp4"]) == "ffconcat version 1.0\nfile '/m/it'\\''s.mp4'\n"
+    with pytest.raises(UnsafePath):
+        argv.encoder_argv(plan(channel_dir="/data/a:b,c"), audio_fd=5)
 
 
 def test_progress_parser_returns_one_block_per_period():

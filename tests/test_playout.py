@@ -154,16 +154,15 @@ def test_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_host,
 
 @pytest.mark.django_db
 def test_a_switch_asked_while_stopped_is_dropped_not_aired():
-    from streams_app.airing import Airing
-    from streams_app.supervisor import channel_plan
+    from streams_app.playout.feed import ChannelFeed
 
     blue = colour_clip("blue", "blue", 6, 880)
     channel = scheduled_channel(5999, 43, [(blue, timezone.now())])
     Channel.objects.filter(pk=channel.pk).update(
         switch_asset=blue, switch_requested_at=timezone.now() - timedelta(minutes=5))
-    airing = Airing(channel.pk, channel_plan(services.get_channel(channel.pk)))
-    assert airing.poll_switch() is None
+    feed = ChannelFeed(channel.pk)
+    assert feed.poll_switch() is None
     assert Channel.objects.get(pk=channel.pk).switch_requested_at is None
     Channel.objects.filter(pk=channel.pk).update(switch_asset=blue, switch_requested_at=timezone.now())
-    segment = airing.poll_switch()
+    segment = feed.poll_switch()
     assert (segment.source, segment.duration_s) == (blue.source, 6)

@@ -369,3 +369,16 @@ def test_admin_pages_reorder_and_make_current(admin_client, api, channel, assets
     assert current_schedule(1).pk == new
     assert make_current(admin_client, old) == [("success", f"schedule {old} of 1 Sched is now on air.")]
     assert current_schedule(1).pk == old
+
+
+@pytest.mark.django_db
+def test_the_schedule_on_air_cannot_be_deleted_from_under_its_channel():
+    from django.db.models import RestrictedError
+
+    channel = services.create_channel({"name": "On air", "number": 77})
+    schedule = Schedule.objects.create(channel_id=channel.pk)
+    Channel.objects.filter(pk=channel.pk).update(current_schedule=schedule)
+    with pytest.raises(RestrictedError):
+        schedule.delete()
+    Channel.objects.filter(pk=channel.pk).delete()  # the channel takes its schedules with it
+    assert not Schedule.objects.filter(pk=schedule.pk).exists()

@@ -93,18 +93,24 @@ def test_empty_playlist_plays_a_slate_over_udp_and_hls(api, live_host, free_port
 
 
 @pytest.mark.django_db(transaction=True)
-def test_missing_file_ends_in_error_with_ffmpegs_reason(api, live_host, media, free_port):
-    doomed = media["clip"].parent / "doomed.mp4"
+@pytest.mark.parametrize("quality", ["copy", "480p"])
+def test_a_missing_file_airs_the_slate_and_an_alert_names_it(quality, api, live_host, media, free_port, tmp_path):
+    from streams_app.models import Alert
+
+    doomed = media["clip"].parent / f"doomed-{quality}.mp4"
     doomed.write_bytes(media["clip"].read_bytes())
-    body = {"name": "Doomed", "number": 13, "quality": "copy", "playlist": [str(doomed)],
+    body = {"name": "Doomed", "number": 13, "quality": quality, "playlist": [str(doomed)],
             "network_settings": loopback(free_port)}
     assert api.post("/api/channels", body, format="json").status_code == 201
     doomed.unlink()
+    sock = udp_socket(free_port)
     api.post("/api/channels/13/start")
-    channel = wait_status(13, "ERROR")
-    assert "No such file or directory" in channel.status_reason
-    assert Stream.objects.get(channel=channel).status == "ERROR"
-    assert not our_ffmpeg()
+    channel = wait_status(13, "RUNNING", timeout=20)
+    cap = capture(sock, 3, tmp_path / "slate.ts")
+    assert codecs(cap) == ["aac", "h264"]  # the slate, never silence
+    alert = wait_for(lambda: Alert.objects.filter(channel=channel, kind="SOURCE_FAILED").first(),
+                     what="an alert naming the file")
+    assert str(doomed) in alert.message and "No such file or directory" in alert.message
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,7 +1,7 @@
 """The timeline: schedules resolved into back-to-back segments (pure logic)."""
 from datetime import datetime, timedelta, timezone
 
-from channels_app.timeline import Filler, Item, segments
+from channels_app.timeline import Filler, Item, looped, segments
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -49,3 +49,16 @@ def test_segments_always_cover_the_window_exactly():
     segs = segments(items, s(1), s(40), anchor=T0, filler=Filler("/m/f.mp4", 7))
     assert segs[0].start == s(1) and segs[-1].end == s(40)
     assert all(a.end == b.start for a, b in zip(segs, segs[1:]))
+
+
+def test_cut_closes_gaps_between_programs():
+    items = [Item(s(5), 10, "/m/a.mp4", title="A"), Item(s(30), 10, "/m/b.mp4", title="B")]
+    assert shape(segments(items, T0, s(30), anchor=T0, close_gaps=True)) == [
+        ("slate", 0, 5, ""), ("program", 5, 15, "A"), ("program", 15, 25, "B"), ("slate", 25, 30, "")]
+
+
+def test_a_playlist_loops_from_its_anchor_and_a_late_join_moves_the_in_point():
+    items = [Item(None, 10, "/m/a.mp4", title="A"), Item(None, 5, "/m/b.mp4", title="B")]
+    segs = looped(items, T0, s(32), s(50))
+    assert shape(segs) == [("program", 32, 40, "A"), ("program", 40, 45, "B"), ("program", 45, 50, "A")]
+    assert segs[0].in_point == 2.0 and segs[1].in_point == 0.0

@@ -3,7 +3,8 @@ from channels_app.profiles import PROFILE_RESOURCES
 from channels_app.validation import ConfigError
 from retrovue.commands import ServiceCommand
 
-from resources_app import allocations, calibration, planning, services
+from resources_app import allocations, planning, services
+from streams_app import calibration
 
 
 def _channel(parser):

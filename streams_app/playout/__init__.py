@@ -1,0 +1,18 @@
+"""The one playout engine (engine.py) with its two modes (transcode.py, copy.py), the argv
+builders (argv.py) and the database timeline it airs (feed.py). `start` is the way in."""
+from .copy import CopyMode
+from .engine import Pacer
+from .feed import ChannelFeed
+from .transcode import TranscodeMode
+
+
+def start(plan, channel_id, spawn, **pacer_options):
+    """Spawn a run's output stage with `spawn(argv, pass_fds=())` and start feeding it the
+    channel's timeline; returns (what `spawn` returned, the running pacer)."""
+    mode_class = CopyMode if plan.copy else TranscodeMode
+    feed = ChannelFeed(channel_id, slate_piece=mode_class.slate_piece)
+    mode = mode_class(plan, has_audio=feed.has_audio)
+    run = mode.spawn_output(spawn)
+    pacer = Pacer(mode, feed, **pacer_options)
+    pacer.start()
+    return run, pacer

@@ -1,0 +1,147 @@
+"""Every FFmpeg argv of the engine, built from a validated plan: lists, never a shell.
+
+The output stage is one FFmpeg per run that fans out through the tee muxer to MPEG-TS over UDP
+(pkt_size 1316, 7 TS packets per datagram) and to a rolling HLS window. In transcode mode it
+encodes raw frames and PCM written by the pacer; in copy mode it passes through one MPEG-TS
+spliced by the pacer. Segments are read by short-lived decoders (transcode) or readers (copy).
+The slate is built here once, for both modes.
+"""
+from channels_app.profiles import AUDIO_SAMPLE_RATE
+from channels_app.validation import AUDIO_CODECS, VIDEO_CODECS, udp_url
+
+from .plan import safe_path
+
+X264_FAMILY = {"libx264", "libx265"}
+HLS_SEGMENT_SECONDS = 2
+PCM = "aformat=sample_fmts=s16:channel_layouts=stereo"
+# What a segment's source may be opened with: local files, and the web for URL assets.
+SOURCE_PROTOCOLS = "file,http,https,tcp,tls,crypto"
+QUIET = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+# The output stage reports progress (the supervisor's health and stall clock) and sends each
+# frame's packets when it has them, so boundaries and switches show on the wire when they happen.
+OUTPUT_STAGE = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
+                "-progress", "pipe:1", "-stats_period", "0.5"]
+LOW_LATENCY_MUX = ["-max_interleave_delta", "40000", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1"]
+
+
+def output_args(plan):
+    network = plan.sections["network_settings"]
+    hls = (
+        f"[f=hls:hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
+        f":hls_flags=delete_segments+independent_segments]{safe_path(plan.hls_dir / 'index.m3u8')}"
+    )
+    udp = f"[f=mpegts:onfail=ignore:pcr_period=40]{udp_url(network, plan.udp_ttl)}"
+    return ["-metadata", "service_provider=RetroVue", "-metadata", f"service_name={plan.name}",
+            "-f", "tee", f"{udp}|{hls}"]
+
+
+def _encoder(name, table, fallback):
+    return table[name] or fallback
+
+
+def encode_args(plan):
+    """Encode to the channel's settings (a copy channel never reaches here)."""
+    stream, quality = plan.stream, plan.sections["quality_settings"]
+    video = _encoder(stream.get("video_codec", "h264"), VIDEO_CODECS, "libx264")
+    audio = _encoder(stream.get("audio_codec", "aac"), AUDIO_CODECS, "aac")
+    gop = str(max(1, round(float(plan.fmt.fps) * HLS_SEGMENT_SECONDS)))
+    args = ["-c:v", video, "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop]
+    if video in X264_FAMILY:
+        args += ["-preset", quality.get("preset", "veryfast"), "-sc_threshold", "0"]
+        args += ["-crf", str(quality["crf"])] if "crf" in quality else ["-b:v", stream.get("bitrate", "3000k")]
+        if video == "libx264":
+            args += ["-tune", "zerolatency"]  # no lookahead: a frame leaves when it is written
+    else:
+        args += ["-b:v", stream.get("bitrate", "3000k")]
+    args += ["-maxrate", quality.get("max_bitrate", stream.get("bitrate", "3000k")),
+             "-bufsize", quality.get("buffer_size", "6000k")]
+    return args + ["-c:a", audio, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
+
+
+def encoder_argv(plan, audio_fd):
+    """Transcode output stage: raw frames on stdin, PCM on `audio_fd`; their timestamps are the
+    frame and sample counts, so they run on without a break whatever is fed. Raw inputs need no
+    probing (probing would wait on one pipe while the pacer writes the other)."""
+    fmt = plan.fmt
+    raw = ["-probesize", "32", "-analyzeduration", "0", "-thread_queue_size", "64"]
+    return [plan.ffmpeg, *OUTPUT_STAGE,
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", fmt.size, "-framerate", str(fmt.fps),
+            *raw, "-i", "pipe:",
+            "-f", "s16le", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2", *raw, "-i", f"pipe:{audio_fd}",
+            "-map", "0:v:0", "-map", "1:a:0", *encode_args(plan), *LOW_LATENCY_MUX, *output_args(plan)]
+
+
+def passthrough_argv(plan):
+    """Copy output stage: one MPEG-TS on stdin (spliced by the pacer), passed through. The pacer
+    feeds in real time, so the first PAT/PMT and keyframe say all there is to probe."""
+    return [plan.ffmpeg, *OUTPUT_STAGE,
+            "-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "200000", "-i", "pipe:0",
+            "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", *LOW_LATENCY_MUX, *output_args(plan)]
+
+
+def slate_inputs(plan, seconds):
+    """The slate, as two lavfi inputs (video, audio) of `seconds`: colour bars with the channel's
+    number and name drawn as literal text (expansion off: `%{...}` in a name is shown, never
+    evaluated) and a 1 kHz tone. Every slate of every mode comes from here."""
+    fmt = plan.fmt
+    text = (f"drawtext=textfile={safe_path(plan.slate_text_file)}:expansion=none:fontcolor=white:"
+            f"fontsize={max(fmt.height // 12, 8)}:x=(w-tw)/2:y=h-th-h/10:box=1:boxcolor=black@0.6:boxborderw=10")
+    return ["-f", "lavfi", "-i", f"smptebars=size={fmt.size}:rate={fmt.fps}:d={seconds:.3f},{text},format=yuv420p",
+            "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate={AUDIO_SAMPLE_RATE}:d={seconds:.3f}"]
+
+
+def decoder_argv(plan, segment, frames, samples, audio_fd, has_audio=True):
+    """Decode one segment to exactly `frames` raw frames (stdout) and `samples` PCM samples
+    (`audio_fd`): scaled and padded to the channel's size, at its rate, the last frame held and
+    silence added if the source runs short. Every source ends a little after the slot: an
+    endless one would keep FFmpeg pulling it and never drain the other chain."""
+    fmt = plan.fmt
+    bound = float(frames / fmt.fps) + 1
+    if segment.source:
+        inputs = ["-protocol_whitelist", SOURCE_PROTOCOLS, "-ss", f"{segment.in_point:.3f}", "-i", segment.source,
+                  "-f", "lavfi", "-i", f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl=stereo:d={bound:.3f}"]
+        video = (f"[0:v:0]scale={fmt.width}:{fmt.height}:force_original_aspect_ratio=decrease,"
+                 f"pad={fmt.width}:{fmt.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fmt.fps},format=yuv420p,"
+                 f"tpad=stop_mode=clone:stop_duration={bound:.3f}[v]")
+        audio = (f"[0:a:0]aresample={AUDIO_SAMPLE_RATE},{PCM}[src];[src][1:a]concat=n=2:v=0:a=1,"
+                 if has_audio else "[1:a]") + f"atrim=end_sample={samples}[a]"
+    else:
+        inputs = slate_inputs(plan, bound)
+        video, audio = "[0:v:0]null[v]", f"[1:a]{PCM},atrim=end_sample={samples}[a]"
+    return [plan.ffmpeg, *QUIET, *inputs, "-filter_complex", f"{video};{audio}",
+            "-map", "[v]", "-frames:v", str(frames), "-f", "rawvideo", "pipe:1",
+            "-map", "[a]", "-ac", "2", "-f", "s16le", f"pipe:{audio_fd}"]
+
+
+def copy_audio_args(plan):
+    """Audio as the copy channel airs it: copied, or encoded to the channel's codec."""
+    audio = AUDIO_CODECS[plan.stream.get("audio_codec", "copy")]
+    return ["-c:a", "copy"] if audio is None else ["-c:a", audio, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
+
+
+def reader_argv(plan, source, in_point, seconds, has_audio=True):
+    """One segment of a copy channel as MPEG-TS on stdout, video passed through.
+
+    Stream copy can only start at a keyframe: with `-ss` FFmpeg starts at the keyframe at or
+    before `in_point`. Timestamps are whatever the source has; the splicer rebases them. No
+    muxing delay (the PCR is the DTS) and the video PES length written where it fits, so the
+    output stage can pass a frame on as soon as it has it. It reads a second more than the slot
+    and ends: it exits while its output still waits in the pipe, well before its boundary."""
+    seek = ["-ss", f"{in_point:.6f}"] if in_point > 0 else []
+    inputs = ["-protocol_whitelist", SOURCE_PROTOCOLS, *seek, "-t", f"{seconds + 1:.3f}", "-i", source]
+    maps = ["-map", "0:v:0", "-map", "0:a:0"]
+    if not has_audio:  # only when the channel encodes audio: silence in the channel's codec
+        inputs += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl=stereo"]
+        maps = ["-map", "0:v:0", "-map", "1:a:0", "-shortest"]
+    return [plan.ffmpeg, *QUIET, *inputs, *maps, "-c:v", "copy", *copy_audio_args(plan),
+            "-muxdelay", "0", "-muxpreload", "0", "-omit_video_pes_length", "0", "-f", "mpegts", "pipe:1"]
+
+
+def slate_clip_argv(plan, path, seconds):
+    """The copy channel's slate, encoded once in the channel's format (H.264 at its size and
+    rate, a keyframe a second, no B-frames, AAC 48 kHz stereo) so that it is read like any program."""
+    gop = str(max(1, round(float(plan.fmt.fps))))
+    return [plan.ffmpeg, *QUIET, "-y", *slate_inputs(plan, seconds), "-map", "0:v:0", "-map", "1:a:0",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-bf", "0",
+            "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
+            "-c:a", "aac", "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2", "-f", "mp4", safe_path(path)]

@@ -1,0 +1,151 @@
+"""Copy mode: segments passed through without re-encoding, spliced into one output stage.
+
+Each segment is read by its own `ffmpeg -ss IN -i SRC -c copy -f mpegts pipe:1` (a `Reader`);
+the splicer (splice.py) rebases its timestamps onto the channel's timeline, and each PES is
+written when its decode time comes. Gaps and the slate air a clip of the slate encoded once in
+the channel's format (cached under the data folder), in pieces no longer than the clip.
+"""
+import hashlib
+import os
+import select
+import subprocess
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+
+from .. import process
+from . import argv, pipes
+from .modes import Mode
+from .readers import SourceProcess
+from .splice import BASE, CLOCK, PACKET, Continuity, Splice
+
+READ_SIZE = 1 << 16
+# Slate gaps air as pieces of at most this long, each the slate clip from its start.
+SLATE_PIECE = timedelta(seconds=10)
+SLATE_CLIP_SECONDS = 11
+_slate_lock = threading.Lock()
+
+
+class Reader(SourceProcess):
+    """One segment as MPEG-TS; packets are taken as bytearrays to rewrite."""
+
+    def __init__(self, mode, argv_):
+        self.mode = mode
+        super().__init__(argv_)
+        self.data, self.pos = b"", 0
+        self.eof = False
+
+    def ready(self):
+        """True once the reader has output waiting (it has started)."""
+        return self.buffered() or self.has_output()
+
+    def buffered(self):
+        return self.pos + PACKET <= len(self.data)
+
+    def packets(self, stopped):
+        """Packets until the end of its output (or a stop); None while it keeps us waiting."""
+        while True:
+            while self.pos + PACKET > len(self.data):
+                if self.eof or stopped.is_set():
+                    return
+                yield None
+                if not select.select([self.fd], [], [], 0.1)[0]:
+                    continue
+                chunk = os.read(self.fd, READ_SIZE)
+                if not chunk:
+                    self.eof = True
+                    continue
+                self.data = self.data[self.pos:] + chunk
+                self.pos = 0
+                if self.data[0] != 0x47:  # never from FFmpeg's muxer; resynchronise if it happens
+                    sync = self.data.find(b"\x47")
+                    self.data = self.data[sync:] if sync >= 0 else b""
+            packet = bytearray(self.data[self.pos:self.pos + PACKET])
+            self.pos += PACKET
+            yield packet
+
+    def close(self):
+        super().close()
+        self.mode.closed(self)
+
+
+class CopyMode(Mode):
+    slate_piece = SLATE_PIECE
+    # It passes a frame on once the audio interleaved with it has come.
+    lead = 0.06
+
+    def __init__(self, plan, has_audio=lambda segment: True):
+        super().__init__(plan)
+        self.copies_audio = plan.stream.get("audio_codec", "copy") == "copy"
+        self.has_audio = has_audio
+        self.output = None
+        self.last_audio_pts = None  # audio never steps back across a splice
+        self.slate = None
+
+    def spawn_output(self, spawn):
+        run = spawn(argv.passthrough_argv(self.plan))
+        fd = os.dup(run.proc.stdin.fileno())
+        run.proc.stdin.close()
+        self.fds = [fd]
+        self.output = Continuity(lambda data: pipes.write_all(fd, data))
+        # The slate clip is made once per format; make it now rather than at the first gap.
+        threading.Thread(target=self.slate_path, name="copy-slate", daemon=True).start()
+        return run
+
+    def slate_path(self):
+        if self.slate is None:
+            self.slate = slate_clip(self.plan)
+        return self.slate
+
+    def open(self, segment, frames):
+        if segment.source:
+            source, in_point = segment.source, segment.in_point
+            has_audio = self.copies_audio or self.has_audio(segment)
+        else:
+            source, in_point, has_audio = str(self.slate_path()), 0.0, True
+        seconds = float(frames / self.fmt.fps)
+        return self.started(Reader(self, argv.reader_argv(self.plan, source, in_point, seconds, has_audio)))
+
+    def units(self, reader, start, end, stopped):
+        """The slot's packets: (DTS in seconds or None, begins a frame, packet)."""
+        splice = Splice(self.fmt, start, end, self.last_audio_pts)
+        for packet in reader.packets(stopped):
+            if packet is None:
+                yield None
+                continue
+            due = splice.feed(packet)
+            self.last_audio_pts = splice.last_audio_pts
+            if due is not None:
+                yield (None if due is True else (due - BASE) / CLOCK), splice.frame_start, packet
+            if splice.done:
+                return
+
+    def write(self, packet):
+        self.output.put(packet)
+
+    def flush(self):
+        if self.output:
+            self.output.flush()
+
+
+def slate_clip(plan):
+    """The copy channel's slate as a clip in its format, encoded once and cached by format and
+    text under the data folder; its path."""
+    fmt = plan.fmt
+    text = plan.slate_text_file.read_text() if plan.slate_text_file.exists() else ""
+    key = hashlib.sha1(f"{fmt.size}/{fmt.fps}/{text}".encode()).hexdigest()[:16]
+    folder = settings.RETROVUE_DATA_DIR / "slates"
+    path = folder / f"slate-{fmt.size}-{key}.mp4"
+    with _slate_lock:
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.mp4"
+            done = subprocess.run(argv.slate_clip_argv(plan, partial, SLATE_CLIP_SECONDS),
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  preexec_fn=process.die_with_parent(niceness=5), timeout=120)
+            if done.returncode != 0:
+                partial.unlink(missing_ok=True)
+                raise RuntimeError(f"slate clip not made: {done.stderr.strip()[-300:]}")
+            partial.rename(path)
+    return path

@@ -1,0 +1,224 @@
+"""The one playout engine: a timeline of segments fed, segment by segment, into one output stage.
+
+Why this mechanism: restarting the output FFmpeg at each program resets PCR and continuity
+counters and leaves a gap while it starts, which receivers show as a stall. Here every channel
+(playlist, schedule, slate, switch, filler) has one output stage per run, and the `Pacer` feeds
+it: each segment of the timeline is read by its own short-lived FFmpeg, started `PREROLL_SECONDS`
+before its boundary so its start-up is paid while the previous segment still airs. The pacer
+hands out frame k of the channel at origin + k/fps on the monotonic clock, so boundaries land on
+their wall-clock time to the frame, and a switch cuts over at the next frame once its reader has
+output. A playlist is a looping timeline, the slate a segment, a switch a timeline edit.
+
+How a segment is read and how it reaches the output stage is the `mode` (transcode.py: raw
+frames into an encoder; copy.py: a TS splice into a pass-through stage), chosen once per run.
+A mode opens a reader for a segment (`open(segment, frames)`, which has `ready()` and `close()`),
+turns a reader placed at frames [start, end) into units (`units(reader, start, end, stopped)`:
+`(due, frame_start, payload)` with `due` in seconds from the origin or None for "goes with the
+previous one", or None while it waits on its reader), and writes a unit (`write`, `flush`).
+
+The timeline is a `feed` (`upcoming(at)`: segments from wall-clock time `at`; `poll_switch()`: a
+segment to cut to now, or None). Nothing here reads the clock of the world but `origin`: tests
+drive it with fake modes and feeds.
+"""
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from django.utils import timezone
+
+log = logging.getLogger("retrovue.playout")
+
+PREROLL_SECONDS = 2.0
+
+
+@dataclass
+class Entry:
+    """A segment placed on the frame grid: frames [start, end) from its reader."""
+
+    segment: object
+    start: int
+    end: int
+    reader: object
+
+
+class Pacer(threading.Thread):
+    """Feeds the output stage segment after segment, each unit when its time comes."""
+
+    def __init__(self, mode, feed, origin=None, switch_poll_seconds=0.2, clock=time.monotonic, wait=None,
+                 executor=None):
+        super().__init__(name="pacer", daemon=True)
+        self.mode, self.feed = mode, feed
+        self.fmt = mode.fmt
+        self.origin = origin  # wall-clock time of frame 0 (aware datetime)
+        # The monotonic clock, how to wait on it (True: stopped meanwhile) and where readers are
+        # prepared: real ones on a live channel, fakes in tests that step the engine.
+        self.clock = clock
+        self.stopped = threading.Event()
+        self.wait = wait or self.stopped.wait
+        self.executor = executor or (lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="playout-prepare"))
+        self.preroll = int(PREROLL_SECONDS * self.fmt.fps)
+        self.switch_every = max(1, int(switch_poll_seconds * self.fmt.fps))
+        self.frame = 0
+        self.current = self.following = self.switching = None  # an Entry, then two futures
+        self.aired = []  # (frame, segment) of each cut, for reports and tests
+        self.short = []  # (segment, frames aired, frames scheduled) of segments that ran short
+        self.error = None
+        self.prepare = None
+
+    # --- control --------------------------------------------------------------------------------
+    def stop(self):
+        self.stopped.set()
+
+    def close(self):
+        """After the output stage is gone: let the thread end, then release the mode's pipes."""
+        self.join(timeout=5)
+        self.mode.close()
+
+    def readers(self):
+        """The live readers of this run (for counting every process of the channel)."""
+        pending = [f.result() for f in (self.following, self.switching) if f and f.done() and not f.exception()]
+        return [e.reader for e in [self.current, *pending] if e]
+
+    # --- the frame grid -------------------------------------------------------------------------
+    def time_at(self, frame):
+        return self.origin + timedelta(seconds=float(frame / self.fmt.fps))
+
+    def frame_at(self, moment):
+        return round((moment - self.origin).total_seconds() * self.fmt.fps)
+
+    def entry(self, segment, start, end=None):
+        end = max(start + 1, self.frame_at(segment.end) if end is None else end)
+        return Entry(segment, start, end, self.mode.open(segment, end - start))
+
+    def next_entry(self, frame):
+        """The segment airing from frame `frame` on. The timeline is asked from half a frame
+        earlier and a segment that ends on this frame skipped: boundaries are rounded to the
+        frame grid, and asking at the frame's exact time could return the last sliver of the
+        segment that just ended (aired as a one-frame segment, the next one then not pre-rolled)."""
+        segments = self.feed.upcoming(self.time_at(frame) - timedelta(seconds=float(1 / (2 * self.fmt.fps))))
+        segment = next((s for s in segments if self.frame_at(s.end) > frame), segments[-1])
+        return self.entry(segment, frame)
+
+    def prepare_switch(self):
+        segment = self.feed.poll_switch()
+        if segment is None:
+            return None
+        return self.entry(segment, 0, max(1, round(segment.duration_s * self.fmt.fps)))
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self):
+        try:
+            self.play()
+        except (BrokenPipeError, OSError) as exc:
+            self.error = exc
+            if not self.stopped.is_set():
+                log.warning("pacer stopped: %s", exc)
+        except Exception as exc:  # the output stage starves and the supervisor restarts the run
+            self.error = exc
+            log.exception("pacer failed")
+        finally:
+            for reader in self.readers():
+                reader.close()
+
+    def play(self):
+        """The unit loop. Only writes and waits happen here: readers are started and the
+        database is read on the helper thread (`prepare`), so a fork or a query never delays
+        a frame."""
+        self.origin = self.origin or timezone.now()
+        start = self.clock()
+        self.prepare = self.executor()
+        try:
+            self.begin(self.next_entry(0))
+            while not self.stopped.is_set():
+                self.air_current(start)
+        finally:
+            self.mode.flush()
+            self.prepare.shutdown(wait=True)
+
+    def begin(self, entry):
+        self.current = entry
+        self.frame = entry.start
+        self.aired.append((entry.start, entry.segment))
+
+    def air_current(self, start):
+        """Air the current entry until it ends, a switch cuts it, or the pacer stops."""
+        entry, aired = self.current, 0
+        for unit in self.mode.units(entry.reader, entry.start, entry.end, self.stopped):
+            if unit is None:  # waiting on the reader: never hold what is ready to go
+                self.mode.flush()
+                continue
+            due, frame_start, payload = unit
+            if frame_start:
+                k = entry.start + aired
+                aired += 1
+                self.frame = k
+                if self.at_frame(k):
+                    return  # cut to a switch: this frame does not air
+            if due is not None:
+                delay = start + due - self.mode.lead - self.clock()
+                if delay > 0:
+                    self.mode.flush()
+                    if self.wait(delay):
+                        return
+            self.mode.write(payload)
+        if self.stopped.is_set():
+            return
+        scheduled = entry.end - entry.start
+        if aired < scheduled and entry.segment.source:
+            self.fill_short(entry, aired)
+            return
+        self.prepare.submit(entry.reader.close)
+        following = self.following.result() if self.following else None
+        if following is None or following.start != entry.end:
+            if following:
+                self.prepare.submit(following.reader.close)
+            following = self.next_entry(entry.end)
+        self.following = None
+        self.begin(following)
+
+    def fill_short(self, entry, aired):
+        """A source that ended early or could not be read at all: the slate airs for the rest
+        of its slot (never silence), then the timeline goes on."""
+        scheduled = entry.end - entry.start
+        self.short.append((entry.segment, aired, scheduled))
+        reason = entry.reader.error_text() if aired == 0 else "ended early"
+        self.prepare.submit(entry.reader.close)
+        log.warning("playout: %s aired %d of %d frames (%s); the slate fills the rest",
+                    entry.segment.source, aired, scheduled, reason)
+        if aired == 0:
+            self.prepare.submit(self.feed.unreadable, entry.segment, reason)
+        start = entry.start + aired
+        piece = self.mode.slate_piece
+        end = entry.end if piece is None else min(entry.end, start + round(piece.total_seconds() * self.fmt.fps))
+        slate = replace(entry.segment, kind="slate", source=None, in_point=0.0,
+                        start=self.time_at(start), end=self.time_at(end))
+        self.begin(Entry(slate, start, end, self.mode.open(slate, end - start)))
+
+    def at_frame(self, k):
+        """At the start of frame k: pre-roll the next segment, poll for a switch, and cut to a
+        switch whose reader has output. True if the cut was made."""
+        if self.following is None and self.current.end - k <= self.preroll:
+            self.following = self.prepare.submit(self.next_entry, self.current.end)
+        if self.switching is None and k % self.switch_every == 0:
+            self.switching = self.prepare.submit(self.prepare_switch)
+        if self.switching is None or not self.switching.done():
+            return False
+        if self.switching.exception():
+            log.warning("switch not taken: %s", self.switching.exception())
+            self.switching = None
+            return False
+        entry = self.switching.result()
+        if entry is None:
+            self.switching = None
+            return False
+        if not entry.reader.ready():
+            return False
+        self.prepare.submit(self.current.reader.close)
+        if self.following:
+            self.prepare.submit(self.following.result().reader.close)
+        self.following = self.switching = None
+        self.begin(Entry(entry.segment, k, k + entry.end - entry.start, entry.reader))
+        return True

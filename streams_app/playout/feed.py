@@ -1,0 +1,89 @@
+"""The engine's timeline from the database: what airs from a moment on, and switch requests.
+
+Runs on the pacer's helper thread, at segment boundaries and every few frames for a switch, so
+a change of schedule or playlist airs from the next segment and a switch at once. If the
+database is away the channel airs the slate rather than going silent.
+"""
+import logging
+from datetime import timedelta
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from channels_app import programming, timeline
+from channels_app.models import Channel, MediaAsset
+
+from ..alerts import raise_alert
+from ..models import Alert
+
+log = logging.getLogger("retrovue.playout")
+SLATE_WHILE_AWAY = timedelta(seconds=5)
+LOOKAHEAD = timedelta(hours=1)
+
+
+class ChannelFeed:
+    def __init__(self, channel_id, slate_piece=None):
+        self.channel_id = channel_id
+        self.slate_piece = slate_piece  # the longest slate segment the mode can air in one go
+        self.audio = {}
+        self.since = timezone.now()  # switch requests from before this run began are stale
+
+    def upcoming(self, at):
+        try:
+            close_old_connections()
+            channel = Channel.objects.select_related("current_schedule").get(pk=self.channel_id)
+            segments = programming.channel_segments(channel, since=at, until=at + LOOKAHEAD)
+        except DatabaseError as exc:
+            log.warning("channel %s: timeline unavailable (%s); airing the slate", self.channel_id, exc)
+            segments = [timeline.Segment(at, at + SLATE_WHILE_AWAY, "slate", None, 0.0)]
+        return self.pieces(segments) if self.slate_piece else segments
+
+    def pieces(self, segments):
+        """Slate segments cut to at most `slate_piece` each."""
+        out = []
+        for segment in segments:
+            start = segment.start
+            while segment.kind == "slate" and segment.end - start > self.slate_piece:
+                out.append(timeline.Segment(start, start + self.slate_piece, "slate", None, 0.0, title=segment.title))
+                start += self.slate_piece
+            out.append(segment if start == segment.start else
+                       timeline.Segment(start, segment.end, "slate", None, 0.0, title=segment.title))
+        return out
+
+    def unreadable(self, segment, reason):
+        """An alert that names the source the slate stands in for, and why."""
+        try:
+            raise_alert(Alert.Kind.SOURCE_FAILED, f"{segment.source} cannot be read: {reason}",
+                        channel_id=self.channel_id, severity=Alert.Severity.CRITICAL)
+        except DatabaseError as exc:
+            log.warning("channel %s: alert not recorded: %s", self.channel_id, exc)
+
+    def has_audio(self, segment):
+        if segment.asset_id is None:
+            return True
+        if segment.asset_id not in self.audio:
+            codec = MediaAsset.objects.filter(pk=segment.asset_id).values_list("audio_codec", flat=True).first()
+            self.audio[segment.asset_id] = bool(codec)
+        return self.audio[segment.asset_id]
+
+    def poll_switch(self):
+        """Take a pending switch request (compare-and-swap, so it is taken once); one asked
+        before this run began (the channel was stopped) is cleared, not aired."""
+        try:
+            row = (Channel.objects.filter(pk=self.channel_id, switch_requested_at__isnull=False)
+                   .values("switch_asset_id", "switch_requested_at").first())
+            stale = row and row["switch_requested_at"] < self.since
+            if not row or not Channel.objects.filter(
+                    pk=self.channel_id, switch_requested_at=row["switch_requested_at"]).update(
+                    switch_asset=None, switch_requested_at=None):
+                return None
+            if stale:
+                log.info("channel %s: dropped a switch asked before this run began", self.channel_id)
+                return None
+            asset = MediaAsset.objects.get(pk=row["switch_asset_id"])
+        except (DatabaseError, MediaAsset.DoesNotExist) as exc:
+            log.warning("channel %s: switch not taken: %s", self.channel_id, exc)
+            return None
+        now = timezone.now()
+        return timeline.Segment(now, now + timedelta(seconds=asset.duration_s), "program", asset.source, 0.0,
+                                title=asset.title, asset_id=asset.pk)

@@ -1,0 +1,173 @@
+"""The copy mode's TS splicer: segments' packets placed on the channel's own timeline.
+
+It takes a segment's packets from its first keyframe on, rewrites their PTS/DTS and PCR onto the
+channel's timeline (frame k of the channel at BASE + k/fps, exactly as the transcode mode counts
+frames), renumbers the continuity counters per PID so the output stage sees one unbroken
+stream, and passes exactly the slot's frames (and the audio up to the slot's end).
+
+Stream copy can only cut *in* at a keyframe. A segment that starts mid-file (a program's
+in-point, a channel tuned in mid-program) starts at the keyframe at or before its in-point and
+still airs exactly its slot's frames: content shifts by less than one GOP, timing does not.
+Cutting *out* is on any frame (decode order).
+"""
+from fractions import Fraction
+
+PACKET = 188
+NULL_PID = 0x1FFF
+WRAP = 1 << 33
+HALF_WRAP = 1 << 32
+CLOCK = 90000
+# The channel's timeline starts here, so that DTS before PTS (B-frames) stays positive.
+BASE = 10 * CLOCK
+BATCH = 1 << 16
+
+
+# --- MPEG-TS fields -----------------------------------------------------------------------------
+def read_ts(b, o):
+    return ((b[o] >> 1) & 7) << 30 | b[o + 1] << 22 | (b[o + 2] >> 1) << 15 | b[o + 3] << 7 | b[o + 4] >> 1
+
+
+def write_ts(b, o, value):
+    v = value % WRAP
+    b[o] = (b[o] & 0xF1) | ((v >> 29) & 0x0E)
+    b[o + 1] = (v >> 22) & 0xFF
+    b[o + 2] = ((v >> 14) & 0xFE) | 1
+    b[o + 3] = (v >> 7) & 0xFF
+    b[o + 4] = ((v << 1) & 0xFE) | 1
+
+
+def read_pcr_base(b):
+    return b[6] << 25 | b[7] << 17 | b[8] << 9 | b[9] << 1 | b[10] >> 7
+
+
+def write_pcr_base(b, value):
+    v = value % WRAP
+    b[6], b[7], b[8], b[9] = (v >> 25) & 0xFF, (v >> 17) & 0xFF, (v >> 9) & 0xFF, (v >> 1) & 0xFF
+    b[10] = ((v & 1) << 7) | (b[10] & 0x7F)
+
+
+def has_pcr(b):
+    return b[3] & 0x20 and b[4] >= 7 and b[5] & 0x10
+
+
+def payload_offset(b):
+    return 5 + b[4] if b[3] & 0x20 else 4
+
+
+def pts_of(fmt, frame):
+    """Frame `frame` of the channel on its 90 kHz timeline."""
+    return BASE + int(Fraction(frame) * CLOCK / fmt.fps)
+
+
+class Continuity:
+    """One transport stream out of many: continuity counters that run on whatever segment the
+    packets came from. Packets are batched until `flush` (the pacer flushes before it waits)."""
+
+    def __init__(self, write):
+        self.write = write
+        self.cc = {}
+        self.buffer = bytearray()
+
+    def put(self, packet):
+        pid = ((packet[1] & 0x1F) << 8) | packet[2]
+        if packet[3] & 0x10:  # payload: the counter advances
+            cc = (self.cc.get(pid, 15) + 1) & 0x0F
+            self.cc[pid] = cc
+        else:  # adaptation field only: the counter stays
+            cc = self.cc.get(pid, 0)
+        packet[3] = (packet[3] & 0xF0) | cc
+        self.buffer += packet
+        if len(self.buffer) >= BATCH:
+            self.flush()
+
+    def flush(self):
+        if self.buffer:
+            self.write(self.buffer)
+            self.buffer = bytearray()
+
+
+class Splice:
+    """One segment's packets placed on the channel's timeline: frames [start, end).
+
+    `feed(packet)` rewrites a packet in place and returns the DTS (on the channel's timeline)
+    at which it is due, `True` for a packet that goes out with what precedes it, or None for a
+    packet that is dropped. `frame_start` is set when the packet begins a video frame that will
+    air (the pacer's moment for boundaries and switches)."""
+
+    def __init__(self, fmt, start, end, last_audio_pts=None):
+        self.fmt, self.start, self.end = fmt, start, end
+        self.pts_start, self.pts_end = pts_of(fmt, start), pts_of(fmt, end)
+        self.delta = None  # channel PTS - source PTS, fixed at the first keyframe
+        self.reference = None  # a source timestamp to unwrap the others against
+        self.frames = 0  # video frames passed
+        self.video_done = self.audio_done = False
+        self.keep = {}  # pid -> whether the PES in progress on it is passed
+        self.pes_pids = set()
+        self.last_audio_pts = last_audio_pts  # audio never steps back across a splice
+        self.frame_start = False
+
+    @property
+    def done(self):
+        return self.video_done and self.audio_done
+
+    def unwrap(self, raw):
+        if self.reference is None:
+            self.reference = raw
+        return self.reference + ((raw - self.reference + HALF_WRAP) % WRAP) - HALF_WRAP
+
+    def feed(self, b):
+        self.frame_start = False
+        pid = ((b[1] & 0x1F) << 8) | b[2]
+        if pid == NULL_PID:
+            return None
+        pusi, has_payload = b[1] & 0x40, b[3] & 0x10
+        o = payload_offset(b)
+        if pusi and has_payload and o + 14 <= PACKET and b[o] == 0 and b[o + 1] == 0 and b[o + 2] == 1:
+            self.pes_pids.add(pid)
+            due = self.pes_start(b, o)
+            self.keep[pid] = due is not None
+        elif pid not in self.pes_pids:  # PSI (PAT, PMT, SDT): passed while the segment airs
+            return None if self.video_done else True
+        elif not has_payload:  # adaptation only (a PCR): passed with the frames
+            due = True if self.delta is not None and not self.video_done else None
+        else:
+            due = True if self.keep.get(pid) else None
+        if due is not None and has_pcr(b):
+            write_pcr_base(b, self.unwrap(read_pcr_base(b)) + self.delta)
+        return due
+
+    def pes_start(self, b, o):
+        """The verdict on a new PES: its DTS on the channel's timeline if it airs, else None."""
+        stream_id, flags = b[o + 3], b[o + 7] >> 6
+        if not flags & 2:
+            return None
+        pts = self.unwrap(read_ts(b, o + 9))
+        dts = self.unwrap(read_ts(b, o + 14)) if flags == 3 else pts
+        if 0xE0 <= stream_id <= 0xEF:  # video: one frame per PES
+            if self.delta is None:
+                # FFmpeg's stream copy starts at a keyframe: the segment's first frame.
+                self.delta = self.pts_start - pts
+            if self.frames >= self.end - self.start:
+                self.video_done = True
+                # The reader interleaves by DTS: a second past the end, no audio of the slot is
+                # still to come (a source whose audio ends early would otherwise be read to EOF).
+                if dts + self.delta >= self.pts_end + CLOCK:
+                    self.audio_done = True
+                return None
+            self.frames += 1
+            self.frame_start = True
+        else:  # audio: up to the slot's end, never before the first frame or an earlier sample
+            if self.delta is None:
+                return None
+            channel_pts = pts + self.delta
+            if channel_pts >= self.pts_end:
+                self.audio_done = True
+                return None
+            if channel_pts < self.pts_start or (self.last_audio_pts is not None
+                                                and channel_pts <= self.last_audio_pts):
+                return None
+            self.last_audio_pts = channel_pts
+        write_ts(b, o + 9, pts + self.delta)
+        if flags == 3:
+            write_ts(b, o + 14, dts + self.delta)
+        return dts + self.delta

@@ -1,0 +1,114 @@
+"""The three everyday operations on every kind of channel, through the one engine, with real
+parts: a switch, a live change of what the channel airs, and a restart that applies a changed
+configuration. Programs are solid colours, so the UDP capture tells what aired (signalstats)."""
+import time
+
+import pytest
+from django.utils import timezone
+
+from channels_app import services
+from channels_app.models import Channel
+from channels_app.schedules import switch_channel
+from streams_app.models import Stream
+
+from .conftest import wait_status
+from .helpers import UdpRecorder, ffprobe, wait_for
+from .test_playout import FPS, colour_clip, frame_colours, runs
+from .tsanalysis import analyze, frame_arrivals
+
+MODES = {"transcode": "480p", "copy": "copy"}
+
+
+def playlist_channel(port, number, playlist, mode):
+    return services.create_channel({
+        "name": f"Everyday {number}", "number": number, "quality": MODES[mode],
+        "playlist": [asset.source for asset in playlist],
+        "stream_settings": {"resolution": "320x240", "frame_rate": FPS},
+        **({"quality_settings": {"preset": "ultrafast"}} if mode == "transcode" else {}),
+        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+
+
+def record(recorder, seconds, tmp_path, name):
+    time.sleep(seconds)
+    recorder.stop()
+    capture = tmp_path / f"{name}.ts"
+    capture.write_bytes(b"".join(recorder.datagrams))
+    report = analyze(capture.read_bytes())
+    assert report.cc_errors == 0 and report.pcr_backwards == 0 and report.pcr_jumps == 0
+    return capture
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["playlist", "slate"])
+def test_a_switch_airs_within_a_second_on_playlist_and_slate_channels(kind, mode, live_host, free_port, tmp_path):
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    number = {"playlist": 61, "slate": 62}[kind] * 10 + list(MODES).index(mode)
+    channel = playlist_channel(free_port, number, [red] if kind == "playlist" else [], mode)
+    recorder = UdpRecorder(free_port)
+    services.start_channel(channel)
+    wait_status(number, "RUNNING", timeout=20)
+    time.sleep(1)
+    asked = time.monotonic()
+    switch_channel(services.get_channel(number), blue.pk)
+    capture = record(recorder, 3, tmp_path, "switch")
+    sequence = runs(frame_colours(capture))
+    colours = [colour for colour, _, _ in sequence]
+    assert "blue" in colours, sequence
+    before = "red" if kind == "playlist" else "other"  # the slate is colour bars
+    assert colours[colours.index("blue") - 1] == before, sequence
+    blue_at = frame_arrivals(recorder.datagrams, recorder.arrivals)[sequence[colours.index("blue")][2]]
+    assert blue_at - asked < 1.0, f"the switch took {blue_at - asked:.2f}s"
+    assert Stream.objects.get(channel_id=channel.pk).restart_count == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_new_playlist_airs_from_the_next_segment_without_a_restart(mode, api, live_host, free_port, tmp_path):
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    number = 630 + list(MODES).index(mode)
+    playlist_channel(free_port, number, [red], mode)
+    recorder = UdpRecorder(free_port)
+    api.post(f"/api/channels/{number}/start")
+    wait_status(number, "RUNNING", timeout=20)
+    pid = Stream.objects.get(channel__number=number).pid
+    changed = api.put(f"/api/channels/{number}/config", {"playlist": [blue.source]}, format="json")
+    assert changed.status_code == 200, changed.data
+    assert changed.data["restart_required"] is False and changed.data["applied_live"] == ["playlist"]
+    # The first boundary the engine has not prepared yet: at most a pre-roll plus a red loop away.
+    boundary = Channel.objects.get(number=number).playlist_started_at
+    assert 2.0 < (boundary - timezone.now()).total_seconds() <= 6 + 3
+    capture = record(recorder, (boundary - timezone.now()).total_seconds() + 3, tmp_path, "playlist")
+    sequence = runs(frame_colours(capture))
+    colours = [colour for colour, _, _ in sequence]
+    assert colours[-1] == "blue" and colours[-2] == "red", sequence  # red ends its segment, then blue
+    assert sequence[-1][1] >= 2 * FPS  # blue from its boundary on
+    run = Stream.objects.get(channel__number=number)
+    assert (run.pid, run.restart_count) == (pid, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["playlist", "slate"])
+def test_a_restart_applies_the_configuration_as_it_is_now(kind, api, live_host, free_port, tmp_path):
+    red = colour_clip("red", "red", 6, 440)
+    number = 640 + ["playlist", "slate"].index(kind)
+    playlist_channel(free_port, number, [red] if kind == "playlist" else [], "transcode")
+    api.post(f"/api/channels/{number}/start")
+    wait_status(number, "RUNNING", timeout=20)
+    changed = api.put(f"/api/channels/{number}/config", {"stream_settings": {"resolution": "160x120"}},
+                      format="json")
+    assert changed.data["restart_required"] is True and changed.data["restart_for"] == ["stream_settings"]
+    recorder = UdpRecorder(free_port)
+    assert api.post(f"/api/streams/{number}/restart").status_code == 202
+    wait_for(lambda: Stream.objects.get(channel__number=number).restart_count == 1, what="the restart")
+    wait_status(number, "RUNNING", timeout=20)
+    time.sleep(1.0)  # what the old run still sent has arrived by now
+    recorder.datagrams.clear()
+    recorder.arrivals.clear()
+    capture = tmp_path / "restarted.ts"
+    time.sleep(2)
+    recorder.stop()
+    capture.write_bytes(b"".join(recorder.datagrams))
+    video = [s for s in ffprobe(capture)["streams"] if s["codec_type"] == "video"][0]
+    assert (video["width"], video["height"]) == (160, 120)
+    assert Stream.objects.filter(channel__number=number).count() == 1  # the same run, restarted in place
