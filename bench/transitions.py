@@ -18,7 +18,7 @@ from each decoded frame's average chroma which program it came from.
 - transcode: a channel with quality 480p overridden to 320x240, 30 fps, preset ultrafast, whose
   schedule is A at T+3 s and B right after it; 2 s into B the switch service is asked for C.
 - copy: the same schedule and switch on a copy-mode channel (quality copy at 320x240, 30 fps; the
-  clips are already in that format), aired by the copy playout (streams_app/copy_playout.py): no
+  clips are already in that format), aired by the copy mode of the playout engine (streams_app/playout/copy.py): no
   re-encode, one persistent output stage fed by a TS splicer.
 - naive: what a restart-per-program playout loop does: a bare `ffmpeg -re -i A.mp4 ... -f mpegts
   udp://...` started at A's scheduled time, a new one for B started when it exits, and for the
