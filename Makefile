@@ -15,6 +15,7 @@ run: install
 
 test: install
 	scripts/ensure-redis
+	lint-imports
 	pytest
 
 install: system-deps $(VENV)/.installed

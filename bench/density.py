@@ -28,6 +28,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
+from streams_app import lifecycle
 
 DATA_DIR = common.ROOT / "var" / "density-bench"
 REDIS_URL = os.environ.get("RETROVUE_DENSITY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -110,7 +111,7 @@ def start_channels(clip, first, last):
             "name": f"density {number}", "number": number, "quality": "copy", "playlist": [str(clip)],
             "network_settings": {"multicast_address": "127.0.0.1", "port": FIRST_PORT + number}})
         try:
-            services.start_channel(channel)
+            lifecycle.start_channel(channel)
         except DoesNotFit:
             refused.append(number)
             break
@@ -127,7 +128,8 @@ def wait_running(count):
 def one_run(args, clip):
     """The ramp of one run: {level: measurement}, with level 0 the idle baseline; and how many fit."""
     from channels_app.models import Channel
-    from channels_app.services import delete_channel, stop_all_channels
+    from channels_app.services import delete_channel
+    from streams_app.lifecycle import stop_all_channels
 
     manager = Manager()
     results = {}

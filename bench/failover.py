@@ -229,7 +229,8 @@ def running_run(channel, timeout=20):
 
 def start_and_settle(channel, recorder):
     """Start the channel, wait for RUNNING and for PRE_SECONDS of output; returns the run."""
-    from channels_app.services import get_channel, start_channel
+    from channels_app.services import get_channel
+    from streams_app.lifecycle import start_channel
 
     start_channel(get_channel(channel.pk))
     run = running_run(channel)
@@ -242,7 +243,8 @@ def start_and_settle(channel, recorder):
 def stop_and_wait(channel):
     """Stop the channel; return once it is STOPPED and its FFmpeg has exited."""
     from channels_app.models import Channel
-    from channels_app.services import get_channel, stop_channel
+    from channels_app.services import get_channel
+    from streams_app.lifecycle import stop_channel
 
     run = current_run(channel)
     stop_channel(get_channel(channel.pk))
@@ -476,7 +478,7 @@ def clean_up(recorders):
             cluster.beat.stop()
     if "django" in sys.modules and _configured:
         from channels_app.models import Channel
-        from channels_app.services import stop_channel
+        from streams_app.lifecycle import stop_channel
 
         common.for_each_channel(Channel.objects.filter(name__startswith="bench failover "),
                                 stop_channel, "stop")

@@ -65,7 +65,7 @@ def create_channel(label, quality, number, port, clip):
 
 def service_start(channel):
     """What POST /api/channels/{id}/start does, minus HTTP: the service call."""
-    from channels_app.services import start_channel
+    from streams_app.lifecycle import start_channel
 
     start_channel(channel)
 
@@ -99,7 +99,8 @@ def stop_and_wait(channel, pid):
     import psutil
 
     from channels_app.models import Channel
-    from channels_app.services import get_channel, stop_channel
+    from channels_app.services import get_channel
+    from streams_app.lifecycle import stop_channel
 
     stop_channel(get_channel(channel.pk))
 
@@ -246,8 +247,9 @@ def report(channels, floors):
 def remove_channels():
     """Stop and delete the bench's channels (they would block the numbers in a reused database)."""
     from channels_app.models import Channel
-    from channels_app.services import delete_channel, stop_channel
+    from channels_app.services import delete_channel
     from retrovue.errors import ServiceError
+    from streams_app.lifecycle import stop_channel
 
     numbers = [number for _quality, number, _port, _how in CHANNEL_MODES.values()]
     for channel in Channel.objects.filter(number__in=numbers, name__startswith="bench "):

@@ -280,7 +280,8 @@ def stop_and_wait(channel):
     import psutil
 
     from channels_app.models import Channel
-    from channels_app.services import get_channel, stop_channel
+    from channels_app.services import get_channel
+    from streams_app.lifecycle import stop_channel
     from streams_app.models import Stream
 
     row = Channel.objects.get(pk=channel.pk)
@@ -305,7 +306,8 @@ def engine_run(channel, assets, n, name="engine"):
 
     from channels_app.models import Channel
     from channels_app.schedules import replace_schedule, switch_channel
-    from channels_app.services import get_channel, start_channel
+    from channels_app.services import get_channel
+    from streams_app.lifecycle import start_channel
 
     Channel.objects.filter(pk=channel.pk).update(switch_asset=None, switch_requested_at=None)
     recorder = Recorder(channel.number)  # before the start: the capture begins with a keyframe
@@ -476,7 +478,7 @@ def clean_up():
         common.stop_process(proc)
     if _configured:
         from channels_app.models import Channel
-        from channels_app.services import stop_channel
+        from streams_app.lifecycle import stop_channel
 
         for number, (_, name) in CHANNELS.items():
             common.for_each_channel(Channel.objects.filter(number=number, name=name), stop_channel, "stop")

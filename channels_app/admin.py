@@ -1,180 +1,193 @@
-"""Channels in the admin: every write goes through channels_app.services, like the API and CLI."""
+"""Media and schedules in the admin, checked by the same services as the API and CLI.
+
+Media is imported by the CLI or API (the admin re-probes); a schedule saved here is validated
+by schedules.validate_schedule, each error shown on the row and field it is about, and nothing
+is written while any remains.
+"""
+import re
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, F, OuterRef
+from django.forms.models import BaseInlineFormSet
 
-from retrovue.errors import ServiceError
-from streams_app.models import Stream
+from retrovue.errors import ConfigError
 
-from . import services
-from .forms import ChannelConfigForm, ChannelForm
-from .models import Channel, ChannelConfig
-from .validation import ConfigError
+from . import media, schedules
+from .models import Channel, MediaAsset, Program, Schedule, TransitionRule
 
-ACTIVE = (Channel.Status.STARTING, Channel.Status.RUNNING, Channel.Status.STOPPING)
-
-
-class ChannelConfigInline(admin.StackedInline):
-    model = ChannelConfig
-    form = ChannelConfigForm
-    min_num = max_num = 1
-    extra = 0
-    can_delete = False
+PROBE_FIELDS = ["source", "duration_s", "video_codec", "audio_codec", "width", "height", "frame_rate",
+                "audio_sample_rate", "probed_at"]
 
 
-class StreamInline(admin.TabularInline):
-    """The channel's latest runs, read-only; the streams admin has the full history."""
+@admin.register(MediaAsset)
+class MediaAssetAdmin(admin.ModelAdmin):
+    list_display = ["source", "title", "duration", "video_codec", "audio_codec", "resolution", "fps"]
+    search_fields = ["source", "title"]
+    fields = ["title", *PROBE_FIELDS]
+    readonly_fields = PROBE_FIELDS
+    actions = ["reprobe"]
 
-    model = Stream
-    recent = 10
-    fields = ["generation", "host", "status", "status_reason", "pid", "started_at", "ended_at",
-              "exit_code", "restart_count", "heartbeat_at"]
-    readonly_fields = fields
-    verbose_name_plural = f"recent streams (last {recent})"
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
-    form = ChannelForm
-    list_display = ["number", "name", "status", "host", "uptime"]
-    list_display_links = ["number", "name"]
-    list_filter = ["status", "desired_state"]
-    search_fields = ["name"]
-    actions = ["start", "stop", "restart", "start_all", "stop_all", "restart_failed"]
-    # Changed only by the actions and the supervisor.
-    readonly_fields = ["status", "status_reason", "desired_state", "generation", "host", "uptime",
-                       "id", "created_at", "updated_at"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).with_runtime()
-
-    def get_readonly_fields(self, request, obj=None):
-        # The number names the channel's HLS path and default port: fixed once created.
-        return self.readonly_fields + (["number"] if obj else [])
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = [(None, {"fields": ["name", "number", "description", "playlist"]})]
-        if obj:
-            fieldsets.append(("State", {"fields": self.readonly_fields}))
-        return fieldsets
-
-    def get_inlines(self, request, obj):
-        return [ChannelConfigInline, StreamInline] if obj else [ChannelConfigInline]
-
-    def get_formset_kwargs(self, request, obj, inline, prefix):
-        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
-        if isinstance(inline, StreamInline):
-            # Every run has its own generation, so the latest runs are the highest generations.
-            kwargs["queryset"] = kwargs["queryset"].filter(generation__gt=obj.generation - inline.recent)
-        return kwargs
-
-    @admin.display(ordering="current_host")
-    def host(self, channel):
-        return getattr(channel, "current_host", None)
-
-    def uptime(self, channel):
-        seconds = services.uptime_seconds(channel)
-        return None if seconds is None else str(timedelta(seconds=round(seconds)))
+    def has_add_permission(self, request):
+        return False  # `retrovue media import` or POST /api/media probes what it adds
 
     def save_model(self, request, obj, form, change):
-        """Nothing here: save_related writes the channel and its config together, via the services."""
+        """Only what was edited: probed_at must keep saying when the file was probed."""
+        obj.save(update_fields=form.changed_data)
 
-    def save_related(self, request, form, formsets, change):
-        channel = form.instance
-        config = {}
-        for formset in formsets:
-            if formset.model is ChannelConfig:
-                config = {k: v for f in formset.forms for k, v in f.service_data().items()}
-            formset.save(commit=False)  # records the changes for the history, writes nothing
-        if change:
-            fields = {k: form.cleaned_data[k] for k in ("name", "description", "playlist")
-                      if k in form.changed_data}
-            changes = {**config, **fields}
-            channel = services.update_config(services.get_channel(channel.pk), changes)
-            needs = services.restart_needed(channel, changes)
-            if needs:
-                self.message_user(request, f"{channel}: restart it to apply {', '.join(needs)}.",
-                                  messages.WARNING)
-            if "playlist" in fields:
-                self.message_user(request, f"{channel}: the new playlist airs from the next segment.")
-        else:
-            fields = {k: form.cleaned_data[k] for k in ("name", "number", "description", "playlist")}
-            # The service creates its own row; the admin's redirect and history need that one.
-            channel.pk = services.create_channel({**fields, **config}).pk
-            channel.refresh_from_db()
+    @admin.display(ordering="duration_s")
+    def duration(self, asset):
+        return str(timedelta(seconds=round(asset.duration_s)))
 
-    def has_delete_permission(self, request, obj=None):
-        """A channel that runs or wants to must be stopped first (as the API requires)."""
-        if obj and (obj.desired_state == Channel.Desired.RUNNING or obj.status in ACTIVE):
-            return False
-        return super().has_delete_permission(request, obj)
+    @admin.display(ordering="frame_rate")
+    def fps(self, asset):
+        return f"{asset.frame_rate:g}" if asset.frame_rate else None
 
-    def get_deleted_objects(self, objs, request):
-        # Stream history goes with its channel, though the streams admin deletes nothing itself.
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        perms_needed.discard(Stream._meta.verbose_name)
-        return deleted, counts, perms_needed, protected
-
-    def delete_model(self, request, obj):
-        self.delete_queryset(request, [obj])
-
-    def delete_queryset(self, request, queryset):
-        for channel in queryset:
+    @admin.action(description="Probe selected media again")
+    def reprobe(self, request, queryset):
+        for asset in queryset:
             try:
-                services.delete_channel(channel)
-            except ServiceError as exc:
-                self.message_user(request, f"{channel}: delete refused: {exc}", messages.ERROR)
-
-    def _act(self, request, queryset, service, verb):
-        """Run one service action per channel; a refusal is reported for that channel only."""
-        for channel in queryset.select_related("config"):
-            try:
-                channel = service(channel)
-            except (ServiceError, ConfigError) as exc:
-                self.message_user(request, f"{channel}: {verb} refused: {exc}", messages.ERROR)
+                media.import_media(asset.source)
+            except ConfigError as exc:
+                self.message_user(request, f"{asset}: {exc}", messages.ERROR)
             else:
-                where = f" on {channel.current_host}" if channel.current_host else ""
-                self.message_user(request, f"{channel}: {verb} requested, now {channel.status}{where}.",
-                                  messages.SUCCESS)
-
-    @admin.action(description="Start selected channels")
-    def start(self, request, queryset):
-        self._act(request, queryset, services.start_channel, "start")
-
-    @admin.action(description="Stop selected channels")
-    def stop(self, request, queryset):
-        self._act(request, queryset, services.stop_channel, "stop")
-
-    @admin.action(description="Restart selected channels")
-    def restart(self, request, queryset):
-        self._act(request, queryset, services.restart_channel, "restart")
-
-    def _bulk(self, request, verb, results):
-        """Report a bulk service's outcome per channel in one message."""
-        summary = ", ".join(f"{number}: {outcome}" for number, outcome in results.items())
-        self.message_user(request, f"{verb}: {summary or 'nothing to do for the selection'}")
-
-    @admin.action(description="Start all selected channels that are not running (start_all_channels)")
-    def start_all(self, request, queryset):
-        self._bulk(request, "start all", services.start_all_channels(queryset))
-
-    @admin.action(description="Stop all selected channels (stop_all_channels)")
-    def stop_all(self, request, queryset):
-        self._bulk(request, "stop all", services.stop_all_channels(queryset))
-
-    @admin.action(description="Restart selected channels that failed (ERROR, auto restart on)")
-    def restart_failed(self, request, queryset):
-        self._bulk(request, "restart failed", services.restart_failed_channels(queryset))
+                self.message_user(request, f"{asset}: probed again.", messages.SUCCESS)
 
 
-from . import schedule_admin  # noqa: E402,F401
+class ScheduleCheckFormSet(BaseInlineFormSet):
+    """Runs the schedule service's validation over what this inline edits."""
+
+    def payload(self):
+        """The part of a schedule (service shape) this inline edits; sets `self.rows`."""
+        raise NotImplementedError
+
+    def locate(self, path):
+        """(form, field) an error path is about, or (None, None)."""
+        raise NotImplementedError
+
+    def live_forms(self):
+        return [f for f in self.forms if f.cleaned_data and not self._should_delete_form(f)]
+
+    def clean(self):
+        super().clean()
+        schedule = self.instance
+        if any(self.errors) or not schedule.channel_id:  # the forms already say what is wrong
+            return
+        try:
+            schedules.validate_schedule(schedule.channel, {"timezone": schedule.timezone,
+                                                           "loop": schedule.loop, **self.payload()})
+        except ConfigError as exc:
+            unplaced = []
+            for path, errors in exc.errors.items():
+                form, field = self.locate(path)
+                if form is None:
+                    unplaced += [f"{path}: {error}" for error in errors]
+                else:
+                    form.add_error(field if field in form.fields else None, errors)
+            if unplaced:
+                raise ValidationError(unplaced) from None
+
+
+class ProgramFormSet(ScheduleCheckFormSet):
+    def payload(self):
+        self.rows = sorted(self.live_forms(), key=lambda f: f.cleaned_data["position"])
+        keys = ("start", "in_point", "out_point", "title", "description")
+        programs = [{**{k: f.cleaned_data[k] for k in keys}, "asset": f.cleaned_data["asset"].pk}
+                    for f in self.rows]
+        return {"programs": programs}
+
+    def locate(self, path):
+        match = re.fullmatch(r"programs\[(\d+)\]\.(\w+)", path)
+        return (self.rows[int(match[1])], match[2]) if match else (None, None)
+
+
+class TransitionFormSet(ScheduleCheckFormSet):
+    def payload(self):
+        self.rows = self.live_forms()
+        if not self.rows:
+            return {"programs": []}
+        data = self.rows[0].cleaned_data
+        return {"programs": [], "transition": {"fill": data["fill"],
+                                               "filler": data["filler"] and data["filler"].pk}}
+
+    def locate(self, path):
+        match = re.fullmatch(r"transition\.(\w+)", path)
+        return (self.rows[0], match[1]) if match else (None, None)
+
+
+class ProgramInline(admin.TabularInline):
+    model = Program
+    formset = ProgramFormSet
+    fields = ["position", "asset", "start", "in_point", "out_point", "title", "description"]
+    ordering = ["position"]
+    autocomplete_fields = ["asset"]
+    extra = 1
+
+
+class TransitionRuleInline(admin.StackedInline):
+    model = TransitionRule
+    formset = TransitionFormSet
+    autocomplete_fields = ["filler"]
+    max_num = 1
+    verbose_name_plural = "transition (what fills gaps; none = the slate)"
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = ["channel", "timezone", "loop"]
+
+    def clean_timezone(self):
+        try:
+            return schedules.validate_timezone(self.cleaned_data["timezone"])
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    inlines = [ProgramInline, TransitionRuleInline]
+    list_display = ["__str__", "channel", "created_at", "timezone", "loop", "programs", "on_air"]
+    list_filter = ["loop", "channel"]
+    list_select_related = ["channel"]
+    actions = ["make_current"]
+
+    def get_queryset(self, request):
+        on_air = Channel.objects.filter(current_schedule=OuterRef("pk"))
+        return super().get_queryset(request).annotate(program_count=Count("programs"), on_air=Exists(on_air))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["channel"] if obj else []  # a version belongs to one channel's history
+
+    @admin.display(ordering="program_count")
+    def programs(self, schedule):
+        return schedule.program_count
+
+    @admin.display(boolean=True, ordering="on_air", description="current")
+    def on_air(self, schedule):
+        return schedule.on_air
+
+    def save_formset(self, request, form, formset, change):
+        """Move edited programs out of the way first, so swapping two positions does not trip
+        the one-program-per-position constraint halfway through."""
+        if formset.model is Program:
+            edited = [f.instance.pk for f in formset.initial_forms if f.has_changed()]
+            Program.objects.filter(pk__in=edited).update(position=F("position") + 1_000_000)
+        super().save_formset(request, form, formset, change)
+
+    @admin.action(description="Make current schedule of its channel")
+    def make_current(self, request, queryset):
+        chosen = list(queryset.select_related("channel__config"))
+        if len({s.channel_id for s in chosen}) < len(chosen):
+            self.message_user(request, "Select one schedule per channel.", messages.ERROR)
+            return
+        for schedule in chosen:
+            try:
+                schedules.make_current(schedule)
+            except ConfigError as exc:
+                self.message_user(request, f"{schedule}: refused: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{schedule} is now on air.", messages.SUCCESS)

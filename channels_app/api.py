@@ -38,22 +38,3 @@ class ChannelConfigView(APIView):
         data["restart_required"], data["restart_for"] = bool(needs), needs
         data["applied_live"] = sorted(set(request.data) & services.LIVE_FIELDS)
         return Response(data)
-
-
-class ChannelAction(APIView):
-    """POST start/stop: returns 202 at once; the status is then read from the channel."""
-
-    action = None
-
-    def post(self, request, ref):
-        channel = getattr(services, f"{self.action}_channel")(services.get_channel(ref))
-        return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)
-
-
-class BulkAction(APIView):
-    """POST start-all / stop-all / restart-failed: 202 with what happened to each channel."""
-
-    action = None
-
-    def post(self, request):
-        return Response({"channels": getattr(services, self.action)()}, status=status.HTTP_202_ACCEPTED)

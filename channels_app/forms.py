@@ -4,10 +4,11 @@ import re
 from django import forms
 from django.conf import settings
 
+from retrovue.errors import ConfigError
+
 from . import validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
-from .validation import ConfigError
 
 
 def add_config_errors(form, exc):

@@ -6,15 +6,17 @@ channel can pass an asset through. A source ffprobe cannot read is refused with 
 """
 import json
 import subprocess
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from retrovue.errors import ConfigError
+
 from . import validation
 from .models import MediaAsset
-from .validation import ConfigError
 
 MEDIA_EXTENSIONS = {".mp4", ".mkv", ".mov", ".ts", ".m2ts", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv"}
 PROBE_TIMEOUT_S = 30

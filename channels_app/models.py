@@ -2,18 +2,17 @@
 import uuid
 
 from django.db import models
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, FilteredRelation, Q
 
 
 class ChannelQuerySet(models.QuerySet):
     def with_runtime(self):
-        """Annotate the host and start time of each channel's current run in one query."""
-        from streams_app.models import Stream
-
-        current = Stream.objects.filter(channel=OuterRef("pk"), generation=OuterRef("generation"))
+        """Annotate the host and start time of each channel's current run (its run of the
+        current generation, through the runs' reverse relation) in one query."""
         return self.annotate(
-            current_host=Subquery(current.values("host")[:1]),
-            current_started_at=Subquery(current.values("started_at")[:1]),
+            current_run=FilteredRelation("streams", condition=Q(streams__generation=F("generation"))),
+            current_host=F("current_run__host"),
+            current_started_at=F("current_run__started_at"),
         )
 
 

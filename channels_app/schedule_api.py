@@ -3,9 +3,10 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from retrovue.errors import ConfigError
+
 from . import media, schedules, services
 from .models import MediaAsset
-from .validation import ConfigError
 
 
 def body_field(data, name):

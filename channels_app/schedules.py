@@ -14,10 +14,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from retrovue.errors import ConfigError
+
 from . import media, programming, timeline
 from .models import Channel, Program, Schedule, TransitionRule
 from .profiles import AUDIO_SAMPLE_RATE
-from .validation import ConfigError
 
 SCHEDULE_FIELDS = {"timezone", "loop", "transition", "programs"}
 PROGRAM_FIELDS = {"asset", "start", "title", "description", "in_point", "out_point"}

@@ -7,7 +7,9 @@ import ipaddress
 import re
 from pathlib import Path
 
-from resources_app.hostnames import validate_host_label, validate_host_name
+from retrovue.errors import ConfigError
+
+from .hostnames import validate_host_label, validate_host_name
 
 VIDEO_CODECS = {
     # name accepted in config -> FFmpeg encoder (None = stream copy)
@@ -41,17 +43,6 @@ _BITRATE = re.compile(r"^(\d{1,6})(?:\.(\d{1,3}))?([kKmM]?)$")
 _RESOLUTION = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 MIN_BITRATE_BPS = 16_000
 MAX_BITRATE_BPS = 200_000_000
-
-
-class ConfigError(ValueError):
-    """Invalid input; `errors` maps a field path to a list of messages."""
-
-    def __init__(self, errors):
-        self.errors = errors
-        super().__init__(self.one_line())
-
-    def one_line(self):
-        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
 
 
 def bitrate_bps(value):

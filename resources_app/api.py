@@ -3,7 +3,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from channels_app.validation import ConfigError
+from retrovue.errors import ConfigError
 
 from . import planning, services
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from django.core.exceptions import ObjectDoesNotExist
 
 from channels_app.profiles import DEFAULT_RESOURCE_LIMITS
-from channels_app.validation import ConfigError
+from retrovue.errors import ConfigError
 
 DIMENSIONS = (  # field, label, unit
     ("cpu_percent", "CPU", "%"),

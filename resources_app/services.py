@@ -7,8 +7,7 @@ from django.db.models import F
 
 from channels_app.models import Channel
 from channels_app.services import get_channel
-from channels_app.validation import ConfigError
-from retrovue.errors import Conflict, DoesNotFit, NotFound, ServiceError
+from retrovue.errors import ConfigError, Conflict, DoesNotFit, NotFound
 from streams_app.models import Stream
 
 from . import allocations
@@ -169,34 +168,3 @@ def undrain_host(name):
 def host_summary(host):
     return {"name": host.name, "state": host.state, "migrate": host.migrate,
             "channels": Stream.objects.filter(host=host.name, status__in=Stream.ACTIVE).count()}
-
-
-def migrate_step():
-    """Move one channel off each migrating draining host, once nothing is still starting from
-    the previous move; returns what it did (beat calls it every health-check interval)."""
-    from streams_app.launch import launch_run
-
-    done = {"moved": [], "waiting": [], "stuck": []}
-    for host in EncodeHost.objects.filter(state=EncodeHost.State.DRAINING, migrate=True):
-        if Stream.objects.filter(status=Stream.Status.STARTING, generation=F("channel__generation")).exists():
-            done["waiting"].append(host.name)  # one move at a time: the last one is still starting
-            continue
-        run = Stream.objects.filter(host=host.name, status=Stream.Status.RUNNING,
-                                    generation=F("channel__generation")) \
-            .order_by("channel__number").select_related("channel").first()
-        if run is None:
-            continue
-        with transaction.atomic():
-            channel = Channel.objects.select_for_update().get(pk=run.channel_id)
-            if channel.generation != run.generation or channel.desired_state != Channel.Desired.RUNNING:
-                continue
-            try:
-                target = allocations.admit(channel, exclude={host.name})
-            except ServiceError as exc:
-                done["stuck"].append(f"channel {channel.number}: {exc}")
-                continue
-            launch_run(channel, target)
-        done["moved"].append(f"channel {channel.number}: {host.name} -> {target.name}")
-    if done["moved"] or done["stuck"]:
-        log.warning("migration: %s", done)
-    return done

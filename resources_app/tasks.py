@@ -1,16 +1,10 @@
-"""Beat's resource control loops: reconcile reservations with runs, migrate draining hosts."""
+"""Beat's resource control loop: reconcile reservations with runs (the migration of draining
+hosts re-places runs: streams_app.tasks)."""
 from celery import shared_task
+
+from . import allocations
 
 
 @shared_task(name="resources.reconcile", ignore_result=True)
 def reconcile_reservations():
-    from .allocations import reconcile
-
-    return reconcile()
-
-
-@shared_task(name="resources.migrate_step", ignore_result=True)
-def migrate_draining_hosts():
-    from .services import migrate_step
-
-    return migrate_step()
+    return allocations.reconcile()

@@ -2,7 +2,7 @@
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from channels_app.validation import ConfigError
+from retrovue.errors import ConfigError
 
 from .errors import ServiceError
 

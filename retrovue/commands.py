@@ -4,7 +4,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from channels_app.validation import ConfigError
+from retrovue.errors import ConfigError
 
 from .errors import ServiceError
 

@@ -1,6 +1,17 @@
 """Domain errors raised by the service layer; the API maps `http_status`, the CLI exits 2."""
 
 
+class ConfigError(ValueError):
+    """Invalid input; `errors` maps a field path to a list of messages."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__(self.one_line())
+
+    def one_line(self):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
+
+
 class ServiceError(Exception):
     http_status = 400
 

@@ -2,8 +2,8 @@
 from django.contrib import admin
 from django.urls import path
 
-from channels_app import pages as channels
 from resources_app import pages as resources
+from streams_app import channel_pages as channels
 from streams_app import pages as streams
 
 # The admin's "View site" link leads to the dashboards; their header links back to the admin.

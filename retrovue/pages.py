@@ -11,25 +11,15 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from channels_app.services import get_channel
-from channels_app.validation import ConfigError
-from retrovue.errors import NotFound, ServiceError
+from retrovue.errors import ConfigError, ServiceError
 
 CHANGE_CHANNELS = "channels_app.change_channel"
 CHANGE_HOSTS = "resources_app.change_encodehost"
 HOME = "/channels"
-
-
-def channel_or_404(number):
-    try:
-        return get_channel(number)
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
 
 
 def back_to(request):

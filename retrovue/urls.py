@@ -6,20 +6,19 @@ from django.views.generic import RedirectView
 from channels_app import api as channels
 from channels_app import schedule_api
 from resources_app import api as resources
+from streams_app import alerts_api, iptv, monitoring_api, prometheus
 from streams_app import api as streams
-from streams_app import alerts_api, monitoring_api, prometheus
-from streams_app import iptv
 from streams_app.hls import hls_file
 
 api = [
     path("channels", channels.ChannelList.as_view()),
-    path("channels/start-all", channels.BulkAction.as_view(action="start_all_channels")),
-    path("channels/stop-all", channels.BulkAction.as_view(action="stop_all_channels")),
-    path("channels/restart-failed", channels.BulkAction.as_view(action="restart_failed_channels")),
+    path("channels/start-all", streams.BulkAction.as_view(action="start_all_channels")),
+    path("channels/stop-all", streams.BulkAction.as_view(action="stop_all_channels")),
+    path("channels/restart-failed", streams.BulkAction.as_view(action="restart_failed_channels")),
     path("channels/<str:ref>", channels.ChannelDetail.as_view()),
     path("channels/<str:ref>/config", channels.ChannelConfigView.as_view()),
-    path("channels/<str:ref>/start", channels.ChannelAction.as_view(action="start")),
-    path("channels/<str:ref>/stop", channels.ChannelAction.as_view(action="stop")),
+    path("channels/<str:ref>/start", streams.ChannelAction.as_view(action="start")),
+    path("channels/<str:ref>/stop", streams.ChannelAction.as_view(action="stop")),
     path("channels/<str:ref>/schedule", schedule_api.ScheduleView.as_view()),
     path("channels/<str:ref>/switch", schedule_api.SwitchView.as_view()),
     path("media", schedule_api.MediaList.as_view()),

@@ -8,6 +8,7 @@ import json
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from . import channel_admin  # noqa: F401  (channels, with their start/stop/restart actions)
 from .alerts import clear_alert
 from .models import Alert, Stream
 

@@ -24,9 +24,8 @@ from django.utils.dateparse import parse_datetime
 
 from channels_app.models import Channel
 from channels_app.services import get_channel
-from channels_app.validation import ConfigError
 from resources_app.models import EncodeHost
-from retrovue.errors import NotFound
+from retrovue.errors import ConfigError, NotFound
 
 from .control_loops import in_grace
 from .models import Alert, Stream

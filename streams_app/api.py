@@ -1,4 +1,5 @@
-"""Stream endpoints (keyed by channel UUID or number): thin views over streams_app.services."""
+"""Running channels' endpoints (keyed by channel UUID or number): thin views over
+streams_app.lifecycle and streams_app.services."""
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -6,7 +7,7 @@ from rest_framework.views import APIView
 from channels_app.serializers import channel_data
 from channels_app.services import get_channel
 
-from . import services
+from . import lifecycle, services
 
 
 class StreamRead(APIView):
@@ -18,5 +19,25 @@ class StreamRead(APIView):
 
 class StreamRestart(APIView):
     def post(self, request, ref):
-        channel = services.restart_stream(get_channel(ref))
+        channel = lifecycle.restart_channel(get_channel(ref))
         return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)
+
+
+class ChannelAction(APIView):
+    """POST /api/channels/{id}/start|stop: returns 202 at once; the status is then read from
+    the channel."""
+
+    action = None
+
+    def post(self, request, ref):
+        channel = getattr(lifecycle, f"{self.action}_channel")(get_channel(ref))
+        return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)
+
+
+class BulkAction(APIView):
+    """POST start-all / stop-all / restart-failed: 202 with what happened to each channel."""
+
+    action = None
+
+    def post(self, request):
+        return Response({"channels": getattr(lifecycle, self.action)()}, status=status.HTTP_202_ACCEPTED)

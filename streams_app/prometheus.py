@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from channels_app.models import Channel
+from resources_app.services import resource_status
 
 from .models import Stream
 from .monitoring import current_streams, host_usage
@@ -47,8 +48,6 @@ class RetroVueCollector:
     """Builds every family from the database each time it is collected."""
 
     def collect(self):
-        from resources_app.services import resource_status
-
         streams = current_streams()
         yield from channel_families(list(Channel.objects.all()), streams)
         yield from host_families(host_usage())

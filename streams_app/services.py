@@ -1,17 +1,20 @@
-"""Stream read models (status, health, metrics) and the lease sweep that beat runs."""
+"""Stream read models (status, health, metrics) and beat's loops that re-place runs: the lease
+sweep (a lost host's channels) and the migration of draining hosts."""
 import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from channels_app.models import Channel
 from resources_app.allocations import admit, release_run
+from resources_app.models import EncodeHost
 from retrovue.errors import ServiceError
 
-from .launch import launch_run
 from .control_loops import in_grace
+from .launch import launch_run
 from .models import Stream
 from .monitoring import channel_verdict, drop_baselines, lease_age, metric_series
 
@@ -59,12 +62,6 @@ def stream_metrics(channel):
             "host": stream.host if stream else None,
             "metrics": (stream.health_metrics or {}) if stream else {},
             "series": metric_series(channel)}
-
-
-def restart_stream(channel):
-    from channels_app.services import restart_channel
-
-    return restart_channel(channel)
 
 
 def _replace(channel_id, reason, lost_hosts=()):
@@ -119,3 +116,31 @@ def sweep_expired_leases(now=None):
         log.warning("lease sweep: %s", done)
     return done
 
+
+def migrate_step():
+    """Move one channel off each migrating draining host, once nothing is still starting from
+    the previous move; returns what it did (beat calls it every health-check interval)."""
+    done = {"moved": [], "waiting": [], "stuck": []}
+    for host in EncodeHost.objects.filter(state=EncodeHost.State.DRAINING, migrate=True):
+        if Stream.objects.filter(status=Stream.Status.STARTING, generation=F("channel__generation")).exists():
+            done["waiting"].append(host.name)  # one move at a time: the last one is still starting
+            continue
+        run = Stream.objects.filter(host=host.name, status=Stream.Status.RUNNING,
+                                    generation=F("channel__generation")) \
+            .order_by("channel__number").select_related("channel").first()
+        if run is None:
+            continue
+        with transaction.atomic():
+            channel = Channel.objects.select_for_update().get(pk=run.channel_id)
+            if channel.generation != run.generation or channel.desired_state != Channel.Desired.RUNNING:
+                continue
+            try:
+                target = admit(channel, exclude={host.name})
+            except ServiceError as exc:
+                done["stuck"].append(f"channel {channel.number}: {exc}")
+                continue
+            launch_run(channel, target)
+        done["moved"].append(f"channel {channel.number}: {host.name} -> {target.name}")
+    if done["moved"] or done["stuck"]:
+        log.warning("migration: %s", done)
+    return done

@@ -23,10 +23,10 @@ from channels_app.models import Channel
 from resources_app.allocations import release_run
 
 from . import playout
-from .playout.plan import ChannelPlan
 from .alerts import clear_alert, raise_alert
 from .hls import channel_dir, output_bitrate_kbps
 from .models import Alert, MetricSample, Stream
+from .playout.plan import ChannelPlan
 from .runner import FFmpegRun
 
 log = logging.getLogger("retrovue.supervisor")

@@ -1,10 +1,14 @@
-"""Celery tasks: the long-lived stream supervisor (encode.<host> queues) and beat's control loops."""
+"""Celery tasks: the long-lived stream supervisor (encode.<host> queues) and beat's control loops.
+
+Entry points only: each calls one service function."""
 from celery import shared_task
 
+from . import alerts, lifecycle, monitoring, services
+from .launch import SUPERVISE_TASK
 from .supervisor import Supervisor
 
 
-@shared_task(name="streams.supervise", ignore_result=True, acks_late=False,
+@shared_task(name=SUPERVISE_TASK, ignore_result=True, acks_late=False,
              time_limit=None, soft_time_limit=None)
 def supervise_stream(stream_id):
     return Supervisor(stream_id).run()
@@ -12,27 +16,24 @@ def supervise_stream(stream_id):
 
 @shared_task(name="streams.sweep_leases", ignore_result=True)
 def sweep_leases():
-    from .services import sweep_expired_leases
-
-    return sweep_expired_leases()
+    return services.sweep_expired_leases()
 
 
 @shared_task(name="streams.restart_failed_channels", ignore_result=True)
 def restart_failed_channels():
-    from channels_app.services import restart_failed_channels as restart
-
-    return restart(only_due=True)
+    return lifecycle.restart_failed_channels(only_due=True)
 
 
 @shared_task(name="streams.evaluate_alerts", ignore_result=True)
 def evaluate_alerts():
-    from .alerts import evaluate_alerts as evaluate
-
-    return evaluate()
+    return alerts.evaluate_alerts()
 
 
 @shared_task(name="streams.prune_metrics", ignore_result=True)
 def prune_metrics():
-    from .monitoring import prune_metric_samples
+    return monitoring.prune_metric_samples()
 
-    return prune_metric_samples()
+
+@shared_task(name="resources.migrate_step", ignore_result=True)
+def migrate_draining_hosts():
+    return services.migrate_step()

@@ -111,8 +111,8 @@ def live_host(encode_worker, transactional_db):
              timeout=30, what="encode host online")
     yield encode_worker
     from channels_app.models import Channel
-    from channels_app.services import stop_channel
     from resources_app.models import ResourceAllocation
+    from streams_app.lifecycle import stop_channel
 
     for channel in Channel.objects.exclude(status="STOPPED"):
         stop_channel(channel)

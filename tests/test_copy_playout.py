@@ -15,7 +15,7 @@ from django.utils import timezone
 from channels_app import services
 from channels_app.models import Channel
 from channels_app.schedules import replace_schedule
-from channels_app.validation import ConfigError
+from retrovue.errors import ConfigError
 from streams_app.models import Stream
 
 from .helpers import UdpRecorder, ffmpeg_processes

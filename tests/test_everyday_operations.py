@@ -9,6 +9,7 @@ from django.utils import timezone
 from channels_app import services
 from channels_app.models import Channel
 from channels_app.schedules import switch_channel
+from streams_app import lifecycle
 from streams_app.models import Stream
 
 from .conftest import wait_status
@@ -46,7 +47,7 @@ def test_a_switch_airs_within_a_second_on_playlist_and_slate_channels(kind, mode
     number = {"playlist": 61, "slate": 62}[kind] * 10 + list(MODES).index(mode)
     channel = playlist_channel(free_port, number, [red] if kind == "playlist" else [], mode)
     recorder = UdpRecorder(free_port)
-    services.start_channel(channel)
+    lifecycle.start_channel(channel)
     wait_status(number, "RUNNING", timeout=20)
     time.sleep(1)
     asked = time.monotonic()

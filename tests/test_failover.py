@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from channels_app import services
 from channels_app.models import Channel
+from streams_app import lifecycle
 from streams_app.models import Alert, MetricSample, Stream
 
 from .conftest import database_url, wait_status
@@ -22,7 +23,7 @@ def start(media, port, number, **failover):
         "name": f"Failover {number}", "number": number, "quality": "copy",
         "playlist": [str(media["clip"])], "failover_settings": failover,
         "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
-    services.start_channel(channel)
+    lifecycle.start_channel(channel)
     return wait_status(number, "RUNNING")
 
 
@@ -89,8 +90,8 @@ def test_restart_loop_ends_in_error_with_alert_and_beat_retries(live_host, media
     assert failed.status_reason.startswith("restart loop: 2 failures")
     alert = open_alert(channel, Alert.Kind.RESTART_LOOP)
     assert alert and alert.severity == Alert.Severity.CRITICAL
-    assert services.restart_failed_channels(only_due=True) == {}  # not due yet: just failed
-    assert services.restart_failed_channels() == {33: "STARTING"}
+    assert lifecycle.restart_failed_channels(only_due=True) == {}  # not due yet: just failed
+    assert lifecycle.restart_failed_channels() == {33: "STARTING"}
     wait_status(33, "RUNNING")
     assert open_alert(channel, Alert.Kind.RESTART_LOOP) is None
 
@@ -101,7 +102,7 @@ def test_auto_restart_off_leaves_a_crash_in_error(live_host, media, free_port):
     os.kill(run_of(channel).pid, signal.SIGKILL)
     failed = wait_status(34, "ERROR")
     assert "auto_restart is off" in failed.status_reason
-    assert services.restart_failed_channels() == {}
+    assert lifecycle.restart_failed_channels() == {}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -138,9 +139,9 @@ def test_redis_outage_does_not_touch_running_streams(live_host, media, free_port
                                       "playlist": [str(media["clip"])],
                                       "network_settings": {"multicast_address": "127.0.0.1",
                                                            "port": free_port + 1}})
-    wait_for(lambda: services.start_channel(second), timeout=20, what="a start after Redis returned")
+    wait_for(lambda: lifecycle.start_channel(second), timeout=20, what="a start after Redis returned")
     wait_status(37, "RUNNING", timeout=40)
-    services.stop_channel(channel)
+    lifecycle.stop_channel(channel)
     wait_status(36, "STOPPED")
 
 

@@ -15,6 +15,7 @@ from lxml import etree
 
 from channels_app import services
 from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
+from streams_app import lifecycle
 from streams_app.iptv import follow_hls
 
 from .conftest import wait_status
@@ -204,7 +205,7 @@ def test_two_http_viewers_share_the_channel_pipeline(live_host, live_server, med
     channel = make_channel(21, "Live", quality="480p", playlist=[str(media["clip"])],
                            network_settings={"multicast_address": "127.0.0.1", "port": free_port,
                                              "protocol": "udp"})
-    services.start_channel(channel)
+    lifecycle.start_channel(channel)
     wait_status(21, "RUNNING", timeout=30)
     url = f"{live_server.url}/iptv/channels/21.ts"
     with ThreadPoolExecutor(2) as pool:

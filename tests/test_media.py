@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from channels_app import media
 from channels_app.models import MediaAsset
-from channels_app.validation import ConfigError
+from retrovue.errors import ConfigError
 
 from .conftest import MEDIA, make_clip
 from .test_admin import messages_of

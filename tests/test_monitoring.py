@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from channels_app.models import Channel
-from channels_app.services import create_channel, get_channel, start_channel
+from channels_app.services import create_channel, get_channel
+from streams_app.lifecycle import start_channel
 from resources_app.models import EncodeHost
 from streams_app.models import Alert, MetricSample, Stream
 from streams_app.monitoring import (analyze_channel_performance, channel_verdict, drop_baselines,

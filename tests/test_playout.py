@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from channels_app import services
 from channels_app.models import Channel, MediaAsset, Program, Schedule
+from streams_app import lifecycle
 from streams_app.models import Stream
 
 from .conftest import wait_status
@@ -92,7 +93,7 @@ def air_red_then_blue(make_channel, number, free_port, tmp_path, tail=2.0, timeo
     start_at = timezone.now() + timedelta(seconds=3)
     mono_at_start = time.monotonic() + (start_at - timezone.now()).total_seconds()
     channel = make_channel(free_port, number, [(red, start_at), (blue, None)])
-    services.start_channel(channel)
+    lifecycle.start_channel(channel)
     wait_status(number, "RUNNING", timeout=timeout)
     time.sleep(max(0.0, mono_at_start + 6 + 6 + tail - time.monotonic()))
     recorder.stop()
@@ -124,7 +125,7 @@ def test_program_boundaries_are_seamless_and_on_time(live_host, free_port, tmp_p
 def switch_red_to_blue(channel, blue, recorder, tmp_path, timeout=15):
     """Start a channel airing red, switch it to `blue` a second later and record 3 s; checks
     that blue airs within 1 s of the request. Returns (request time, capture, colour runs)."""
-    services.start_channel(channel)
+    lifecycle.start_channel(channel)
     wait_status(channel.number, "RUNNING", timeout=timeout)
     time.sleep(1)
     asked = time.monotonic()

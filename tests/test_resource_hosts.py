@@ -10,6 +10,8 @@ from channels_app import services
 from resources_app import services as resources
 from resources_app.models import EncodeHost, ResourceAllocation
 from retrovue.errors import DoesNotFit
+from streams_app import lifecycle
+from streams_app import services as streams
 from streams_app.models import Stream
 
 from .conftest import start_worker, wait_status
@@ -44,19 +46,19 @@ def hosts_of(numbers):
 def test_fill_spill_refuse_then_a_killed_host_releases_and_replaces(live_host, host_b, media, free_port,
                                                                      tmp_path):
     for number in (41, 42, 43, 44):
-        services.start_channel(copy_channel(media, number, free_port + number))
+        lifecycle.start_channel(copy_channel(media, number, free_port + number))
         wait_status(number, "RUNNING")
     placed = hosts_of((41, 42, 43, 44))
     assert sorted(placed.values()) == ["test-a", "test-a", "test-b", "test-b"]  # spread
     with pytest.raises(DoesNotFit) as refused:
-        services.start_channel(copy_channel(media, 45, free_port + 45))
+        lifecycle.start_channel(copy_channel(media, 45, free_port + 45))
     assert set(refused.value.details["shortfall"]) == {"test-a", "test-b"}
     assert "CPU needs 90%, 20% free of 200%" in str(refused.value)
     assert services.get_channel(45).status == "STOPPED"
 
     on_a = sorted(n for n, h in placed.items() if h == "test-a")
     on_b = sorted(n for n, h in placed.items() if h == "test-b")
-    services.stop_channel(services.get_channel(on_a[0]))  # the supervisor releases at the end
+    lifecycle.stop_channel(services.get_channel(on_a[0]))  # the supervisor releases at the end
     wait_status(on_a[0], "STOPPED")
     wait_for(lambda: not ResourceAllocation.objects.filter(channel__number=on_a[0]).exists(),
              what="the stopped channel's reservation released")
@@ -84,7 +86,7 @@ def test_fill_spill_refuse_then_a_killed_host_releases_and_replaces(live_host, h
 @pytest.mark.django_db(transaction=True)
 def test_drain_with_migrate_moves_channels_one_by_one(live_host, host_b, media, free_port):
     for number in (51, 52):
-        services.start_channel(copy_channel(media, number, free_port + number))
+        lifecycle.start_channel(copy_channel(media, number, free_port + number))
         wait_status(number, "RUNNING")
     source = hosts_of((51,))[51]
     target = "test-b" if source == "test-a" else "test-a"
@@ -92,7 +94,7 @@ def test_drain_with_migrate_moves_channels_one_by_one(live_host, host_b, media, 
     on_source = Stream.objects.filter(host=source, status="RUNNING").count()
     moves = []
     for _ in range(on_source):
-        step = wait_for(lambda: (done := resources.migrate_step())["moved"] and done,
+        step = wait_for(lambda: (done := streams.migrate_step())["moved"] and done,
                         timeout=15, what="a migration step")
         moves += step["moved"]
         assert len(step["moved"]) == 1  # one at a time
@@ -101,5 +103,5 @@ def test_drain_with_migrate_moves_channels_one_by_one(live_host, host_b, media, 
         assert wait_status(number, "RUNNING").current_host == target
     wait_for(lambda: not Stream.objects.filter(host=source, status__in=Stream.ACTIVE).exists(),
              what="nothing left on the drained host")
-    assert resources.migrate_step() == {"moved": [], "waiting": [], "stuck": []}
+    assert streams.migrate_step() == {"moved": [], "waiting": [], "stuck": []}
     assert set(hosts_of((51, 52)).values()) == {target}

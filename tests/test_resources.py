@@ -9,12 +9,12 @@ from django.test import override_settings
 from django.utils import timezone
 
 from channels_app import services
-from channels_app.validation import ConfigError
 from resources_app import allocations, planning
 from resources_app import services as resources
 from resources_app.models import EncodeHost, ResourceAllocation
 from resources_app.requirements import parse_cores, parse_mbps, parse_memory_mb
-from retrovue.errors import DoesNotFit
+from retrovue.errors import ConfigError, DoesNotFit
+from streams_app import lifecycle
 from streams_app.alerts import evaluate_alerts
 from streams_app.models import Alert, ControlLoopRun, Stream
 
@@ -58,10 +58,10 @@ def test_units_cores_memory_and_bandwidth():
 def test_product_defaults_fill_a_two_core_host_exactly_at_max_channels():
     host("enc-1")
     for number in range(1, 9):  # the product template: 25 % CPU, 2048 MB would not fit 4 GiB
-        services.start_channel(channel(number, **limits(memory=256)))
+        lifecycle.start_channel(channel(number, **limits(memory=256)))
     assert ResourceAllocation.objects.filter(host__name="enc-1").count() == 8
     with pytest.raises(DoesNotFit) as refused:
-        services.start_channel(channel(9, **limits(memory=256)))
+        lifecycle.start_channel(channel(9, **limits(memory=256)))
     message = str(refused.value)
     assert "CPU needs 25%, 0% free of 200%" in message and "channels 8/8 (max_channels)" in message
     assert refused.value.details["shortfall"]["enc-1"]
@@ -72,12 +72,12 @@ def test_product_defaults_fill_a_two_core_host_exactly_at_max_channels():
 def test_spread_by_default_pack_as_an_option():
     host("enc-1")
     host("enc-2")
-    services.start_channel(channel(1, **limits(cpu=50)))
-    services.start_channel(channel(2, **limits(cpu=50)))
+    lifecycle.start_channel(channel(1, **limits(cpu=50)))
+    lifecycle.start_channel(channel(2, **limits(cpu=50)))
     assert {placed(1), placed(2)} == {"enc-1", "enc-2"}
     with override_settings(RETROVUE_PLACEMENT_STRATEGY="pack"):
-        services.start_channel(channel(3, **limits(cpu=50)))
-        services.start_channel(channel(4, **limits(cpu=50)))
+        lifecycle.start_channel(channel(3, **limits(cpu=50)))
+        lifecycle.start_channel(channel(4, **limits(cpu=50)))
     assert placed(3) == placed(4)
 
 
@@ -98,9 +98,9 @@ def test_pinned_host_and_label_are_honoured_and_stale_hosts_never_chosen():
     host("enc-1")
     host("enc-2", labels=["nvenc"])
     host("enc-stale", age=60, cpu_count=64)
-    services.start_channel(channel(1, placement_settings={"label": "nvenc"}))
-    services.start_channel(channel(2, placement_settings={"host": "enc-2"}))
-    services.start_channel(channel(3, **limits(memory=256)))
+    lifecycle.start_channel(channel(1, placement_settings={"label": "nvenc"}))
+    lifecycle.start_channel(channel(2, placement_settings={"host": "enc-2"}))
+    lifecycle.start_channel(channel(3, **limits(memory=256)))
     assert (placed(1), placed(2), placed(3)) == ("enc-2", "enc-2", "enc-1")
     with pytest.raises(ConfigError):
         channel(4, placement_settings={"host": "bad host!"})
@@ -111,20 +111,20 @@ def test_pinned_to_an_offline_host_is_refused_clearly():
     host("enc-stale", age=60)
     ch = channel(1, placement_settings={"host": "enc-stale"})
     with pytest.raises(Exception, match="pinned to host enc-stale, which is not online"):
-        services.start_channel(ch)
+        lifecycle.start_channel(ch)
     assert not ResourceAllocation.objects.exists()
 
 
 def test_stop_releases_and_delete_cascades():
     host("enc-1")
-    ch = services.start_channel(channel(1, **limits()))
+    ch = lifecycle.start_channel(channel(1, **limits()))
     run = Stream.objects.get(channel=ch)
     assert ResourceAllocation.objects.get(channel=ch).stream == run
     Stream.objects.filter(pk=run.pk).update(status="STOPPED")
     allocations.release_run(run.pk)  # what the supervisor does when the run ends
     assert not ResourceAllocation.objects.exists()
     resources.allocate({"channel": 1, "cpu": "0.5"})  # a hold on a stopped channel
-    services.stop_channel(services.get_channel(1))
+    lifecycle.stop_channel(services.get_channel(1))
     assert not ResourceAllocation.objects.exists()
     resources.allocate({"channel": 1, "cpu": "0.5"})
     assert ResourceAllocation.objects.filter(channel__number=1).exists()
@@ -144,7 +144,7 @@ def test_allocate_holds_room_that_the_start_then_uses_and_release_frees(admin_cl
     status = admin_client.get("/api/resources/status").json()
     reserved = {h["name"]: h["cpu"]["reserved"] for h in status["hosts"]}
     assert sorted(reserved.values()) == [0, 150] and status["totals"]["cpu"]["reserved"] == 150
-    services.start_channel(services.get_channel(1))
+    lifecycle.start_channel(services.get_channel(1))
     allocation = ResourceAllocation.objects.get(channel__number=1)
     assert (allocation.host.name, allocation.cpu_percent, allocation.manual) == (held["host"], 150, True)
     assert allocation.stream is not None
@@ -178,7 +178,7 @@ def test_allocate_rejects_bad_input_with_field_errors(admin_client, body, field)
 
 def test_reconcile_fixes_drift_and_says_so():
     enc = host("enc-1")
-    ended = services.start_channel(channel(1, **limits()))
+    ended = lifecycle.start_channel(channel(1, **limits()))
     Stream.objects.filter(channel=ended).update(status="ERROR")  # its end was never recorded
     running = channel(2, **limits())
     Stream.objects.create(channel=running, host="enc-1", generation=running.generation, status="RUNNING")
@@ -194,7 +194,7 @@ def test_reconcile_fixes_drift_and_says_so():
 
 def test_capacity_plan_by_reservation_and_by_measurement():
     host("enc-1", cpu_percent=50.0, memory_percent=25.0)
-    services.start_channel(channel(1, quality="480p"))  # 35 % CPU, 256 MB
+    lifecycle.start_channel(channel(1, quality="480p"))  # 35 % CPU, 256 MB
     plan = planning.capacity_plan()
     # 165 % CPU free / 35 = 4; by measurement nothing is calibrated yet.
     assert plan["hosts"]["enc-1"]["480p"] == {"by_reservation": 4, "by_measurement": None}
@@ -214,7 +214,7 @@ def test_drain_keeps_new_channels_off_the_host():
     host("enc-2")
     resources.drain_host("enc-1")
     for number in (1, 2):
-        services.start_channel(channel(number, **limits(memory=256)))
+        lifecycle.start_channel(channel(number, **limits(memory=256)))
     assert placed(1) == placed(2) == "enc-2"
     assert resources.undrain_host("enc-1")["state"] == "ONLINE"
     with pytest.raises(Exception, match="not draining"):
@@ -226,7 +226,7 @@ def test_channel_over_its_reservation_raises_an_alert():
     ControlLoopRun.objects.create(name="alert-evaluation", last_run_at=now)
     ControlLoopRun.objects.create(name="alert-evaluation:grace", last_run_at=now - timedelta(days=1))
     host("enc-1")
-    ch = services.start_channel(channel(1, **limits(cpu=50, memory=512)))
+    ch = lifecycle.start_channel(channel(1, **limits(cpu=50, memory=512)))
     Stream.objects.filter(channel=ch).update(status="RUNNING",
                                              health_metrics={"cpu_percent": 80.0, "memory_mb": 100})
     assert "OVER_RESERVATION channel 1" in evaluate_alerts()["raised"]

@@ -8,6 +8,7 @@ from django.conf import settings
 from channels_app import services
 from channels_app.models import Channel
 from resources_app.models import EncodeHost
+from streams_app import lifecycle
 from streams_app.models import Stream
 from streams_app.signals import ensure_beat_schedule
 
@@ -26,7 +27,7 @@ def running_channel(media, port, number):
         "name": f"Failover {number}", "number": number, "quality": "copy",
         "playlist": [str(media["clip"])],
         "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
-    services.start_channel(channel)
+    lifecycle.start_channel(channel)
     return wait_status(number, "RUNNING")
 
 

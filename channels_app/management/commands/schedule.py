@@ -3,8 +3,8 @@ import json as jsonlib
 import sys
 
 from channels_app import schedules, services
-from channels_app.validation import ConfigError
 from retrovue.commands import ServiceCommand
+from retrovue.errors import ConfigError
 
 
 def _channel(parser):

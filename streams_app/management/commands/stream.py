@@ -2,7 +2,7 @@
 from channels_app.serializers import channel_data
 from channels_app.services import get_channel
 from retrovue.commands import ServiceCommand
-from streams_app import services
+from streams_app import lifecycle, services
 
 
 def _ref(parser):
@@ -40,5 +40,5 @@ class Command(ServiceCommand):
         self.emit(data, json, text)
 
     def do_restart(self, channel, json, **_):
-        data = channel_data(services.restart_stream(get_channel(channel)))
+        data = channel_data(lifecycle.restart_channel(get_channel(channel)))
         self.emit(data, json, f"restarting channel {data['number']}")

@@ -9,7 +9,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from resources_app.hostnames import validate_host_label, validate_host_name
+from channels_app.hostnames import validate_host_label, validate_host_name
 
 
 class Command(BaseCommand):

@@ -5,6 +5,7 @@ from channels_app.profiles import QUALITY_PROFILES
 from channels_app.serializers import ChannelSerializer, channel_data
 from channels_app.validation import parse_output_url
 from retrovue.commands import ServiceCommand
+from streams_app import lifecycle
 
 
 def _create_args(parser):
@@ -60,11 +61,11 @@ class Command(ServiceCommand):
         self.emit(channel_data(channel), json, f"created channel {channel.number} ({channel.id})")
 
     def do_start(self, channel, json, **_):
-        data = channel_data(services.start_channel(services.get_channel(channel)))
+        data = channel_data(lifecycle.start_channel(services.get_channel(channel)))
         self.emit(data, json, f"starting channel {data['number']} on {data['host']}")
 
     def do_stop(self, channel, json, **_):
-        data = channel_data(services.stop_channel(services.get_channel(channel)))
+        data = channel_data(lifecycle.stop_channel(services.get_channel(channel)))
         self.emit(data, json, f"stopping channel {data['number']}")
 
     def do_status(self, channel, json, **_):
@@ -90,10 +91,10 @@ class Command(ServiceCommand):
         self.emit({"channels": results}, json, "\n".join(lines))
 
     def do_start_all(self, json, **_):
-        self.bulk(services.start_all_channels(), json)
+        self.bulk(lifecycle.start_all_channels(), json)
 
     def do_stop_all(self, json, **_):
-        self.bulk(services.stop_all_channels(), json)
+        self.bulk(lifecycle.stop_all_channels(), json)
 
     def do_restart_failed(self, json, **_):
-        self.bulk(services.restart_failed_channels(), json)
+        self.bulk(lifecycle.restart_failed_channels(), json)

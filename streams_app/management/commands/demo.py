@@ -17,6 +17,7 @@ from channels_app import services
 from channels_app.models import Channel
 from resources_app.models import EncodeHost
 from retrovue.errors import NotFound
+from streams_app import lifecycle
 
 DEMO_NUMBER = 1
 DEMO_PORT = 5001
@@ -56,7 +57,7 @@ class Command(BaseCommand):
         token, _ = Token.objects.get_or_create(user=user)
         channel = self.demo_channel()
         self.wait_for_host(wait)
-        channel = services.start_channel(channel)
+        channel = lifecycle.start_channel(channel)
         deadline = time.monotonic() + 20
         while channel.status not in (Channel.Status.RUNNING, Channel.Status.ERROR) and time.monotonic() < deadline:
             time.sleep(0.2)

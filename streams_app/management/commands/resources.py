@@ -1,9 +1,8 @@
 """`retrovue resources status|allocate|release|drain|undrain|plan|reconcile|calibrate`."""
 from channels_app.profiles import PROFILE_RESOURCES
-from channels_app.validation import ConfigError
-from retrovue.commands import ServiceCommand
-
 from resources_app import allocations, planning, services
+from retrovue.commands import ServiceCommand
+from retrovue.errors import ConfigError
 from streams_app import calibration
 
 

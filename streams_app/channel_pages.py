@@ -1,5 +1,5 @@
 """/channels and /channels/<number>: every channel at a glance, one channel in depth, and their
-buttons. Reads come from the existing read models; every button calls channels_app.services."""
+buttons. Reads come from the existing read models; every button calls streams_app.lifecycle."""
 import json
 import time
 from datetime import timedelta
@@ -9,23 +9,34 @@ from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.utils import timezone
 
-from retrovue.pages import CHANGE_CHANNELS, channel_or_404, chart, duration, operator_action
-from streams_app.models import Stream
-from streams_app.monitoring import metric_series, metric_series_by_channel
-from streams_app.services import stream_health
-from streams_app.thumbnails import MAX_AGE_SECONDS, thumbnail
+from channels_app import services
+from channels_app.models import Channel
+from channels_app.schedules import airing, schedule_data
+from channels_app.serializers import channel_data
+from retrovue.errors import NotFound
+from retrovue.pages import CHANGE_CHANNELS, chart, duration, operator_action
 
-from . import services
-from .models import Channel
-from .schedules import airing, schedule_data
-from .serializers import channel_data
+from . import lifecycle
+from .models import Stream
+from .monitoring import metric_series, metric_series_by_channel
+from .services import stream_health
+from .thumbnails import MAX_AGE_SECONDS, thumbnail
 
 SPARKLINE_WINDOW = timedelta(minutes=10)
 SCHEDULE_HOURS = 24  # how far ahead "next" and the channel page's schedule look
 RECENT_RUNS = 20
-ACTIONS = {"start": services.start_channel, "stop": services.stop_channel,
-           "restart": services.restart_channel}
-BULK_ACTIONS = {"start": services.start_all_channels, "stop": services.stop_all_channels}
+ACTIONS = {"start": lifecycle.start_channel, "stop": lifecycle.stop_channel,
+           "restart": lifecycle.restart_channel}
+
+
+BULK_ACTIONS = {"start": lifecycle.start_all_channels, "stop": lifecycle.stop_all_channels}
+
+
+def channel_or_404(number):
+    try:
+        return services.get_channel(number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
 
 
 def channel_row(channel, now, airs, samples):
