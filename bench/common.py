@@ -52,14 +52,16 @@ def configure():
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def make_clip(path, size="640x360", rate=25, seconds=10):
-    """An H.264/AAC MP4 from lavfi (testsrc2 + sine), one keyframe a second."""
+def make_clip(path, size="640x360", rate=25, seconds=10, bitrate=None):
+    """An H.264/AAC MP4 from lavfi (testsrc2 + sine), one keyframe a second; with `bitrate`
+    (e.g. "5M") its video is held near that rate."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    rate_args = ["-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
          "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(rate),
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(rate), *rate_args,
          "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
         check=True)
     return path

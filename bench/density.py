@@ -44,6 +44,7 @@ def parse_args():
     parser.add_argument("--levels", default="10,25,50", help="channel counts to measure at")
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured per level")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after the last start")
+    parser.add_argument("--bitrate", default="5M", help="the channels' video bitrate (default 5M)")
     return parser.parse_args()
 
 
@@ -109,6 +110,7 @@ def start_channels(clip, first, last):
     for number in range(first, last + 1):
         channel = services.create_channel({
             "name": f"density {number}", "number": number, "quality": "copy", "playlist": [str(clip)],
+            "stream_settings": {"resolution": "640x360", "frame_rate": 25},
             "network_settings": {"multicast_address": "127.0.0.1", "port": FIRST_PORT + number}})
         try:
             lifecycle.start_channel(channel)
@@ -201,7 +203,7 @@ def main():
           f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
           f"{os.environ['DATABASE_URL'].split(':')[0]}; {args.runs} runs, {args.window:g}s windows",
           flush=True)
-    clip = common.make_clip(DATA_DIR / "media" / "clip.mp4", size="640x360", seconds=30)
+    clip = common.make_clip(DATA_DIR / "media" / "clip.mp4", size="640x360", seconds=30, bitrate=args.bitrate)
     runs, fits = [], []
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", flush=True)

@@ -160,13 +160,13 @@ def _format(width, height, rate):
     return f"{width}x{height} {rate:g}fps" if rate else f"{width}x{height}"
 
 
-def copy_mode_errors(channel, assets):
-    """{field: [reason]} for each asset a copy-mode channel cannot pass through as it is.
+def copy_mode_errors(stream, assets):
+    """{field: [reason]} for each asset a copy-mode channel (its `stream` settings) cannot pass
+    through as it is.
 
     Stream copy cannot convert, so every asset must already be H.264 (with AAC at the outputs'
     sample rate when the audio is copied too) at the channel's resolution and frame rate; without those in the config the
     first asset sets the format the others must share. `assets` maps field -> asset, in order."""
-    stream = channel.config.stream_settings
     if stream.get("video_codec") != "copy" or not assets:
         return {}
     copy_audio = stream.get("audio_codec", "copy") == "copy"
@@ -279,7 +279,7 @@ def validate_schedule(channel, data):
     assets = {f"programs[{index}].asset": program.asset for index, program in valid}
     if filler:
         assets["transition.filler"] = filler
-    errors.update(copy_mode_errors(channel, assets))
+    errors.update(copy_mode_errors(channel.config.stream_settings, assets))
     if not errors:
         errors.update(copy_in_point_errors(channel, valid))
     if errors:
@@ -337,7 +337,7 @@ def make_current(schedule):
 def switch_channel(channel, asset_ref):
     """Ask the channel's playout engine to air an asset now, then rejoin its schedule."""
     asset = media.resolve_asset(asset_ref, "asset")
-    errors = copy_mode_errors(channel, {"asset": asset})
+    errors = copy_mode_errors(channel.config.stream_settings, {"asset": asset})
     if errors:
         raise ConfigError(errors)
     now = timezone.now()

@@ -14,6 +14,7 @@ from retrovue.errors import ConfigError, Conflict, NotFound
 from . import media, programming, validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
+from .schedules import copy_mode_errors
 
 CONFIG_KEYS = set(ChannelConfig.SECTIONS)
 # Changes a running channel airs without a restart: the playlist from its next segment (as
@@ -61,14 +62,19 @@ def create_channel(data):
             clean[field] = check(data.get(field))
         except ConfigError as exc:
             errors.update(exc.errors)
-    try:
-        clean["playlist"] = playlist_sources(data.get("playlist"))
-    except ConfigError as exc:
-        errors.update(exc.errors)
     given = {k: data[k] for k in CONFIG_KEYS if k in data}
+    sections = None
     try:
         number = clean.get("number") or 0
         sections = validation.validate_config(merged_sections(number, clean.get("quality"), given))
+    except ConfigError as exc:
+        errors.update(exc.errors)
+    try:
+        stream = sections and sections["stream_settings"]
+        # A copy channel passes its files through: unless told otherwise, it airs in their format.
+        stated = set(given.get("stream_settings") or {}) if isinstance(given.get("stream_settings"), dict) else set()
+        clean["playlist"] = playlist_sources(data.get("playlist"), stream,
+                                             adopt_format=not {"resolution", "frame_rate"} & stated)
     except ConfigError as exc:
         errors.update(exc.errors)
     if "number" in clean and Channel.objects.filter(number=clean["number"]).exists():
@@ -102,7 +108,7 @@ def update_config(channel, data):
     sections = validation.validate_config(
         merged_sections(channel.number, quality, given, base=channel.config.sections()))
     if "playlist" in data:
-        fields["playlist"] = playlist_sources(data["playlist"])
+        fields["playlist"] = playlist_sources(data["playlist"], sections["stream_settings"])
         # A running channel airs the new playlist from its next segment, from the first item.
         fields["playlist_started_at"] = (programming.next_boundary(channel) if channel.status in (
             Channel.Status.STARTING, Channel.Status.RUNNING) else timezone.now())
@@ -120,16 +126,23 @@ def restart_needed(channel, changed):
     return sorted(set(changed) - LIVE_FIELDS)
 
 
-def playlist_sources(paths):
+def playlist_sources(paths, stream=None, adopt_format=False):
     """Checked playlist paths, each in the media library (probed now if new or changed), so
-    the engine knows every item's length."""
+    the engine knows every item's length; a copy channel (its `stream` settings) can pass each
+    one through as it is. With `adopt_format`, a copy channel's `stream` takes the first file's
+    resolution and frame rate (its frame grid must be the files' own)."""
     clean = validation.validate_playlist(paths, settings.RETROVUE_MEDIA_ROOTS)
-    errors = {}
+    errors, assets = {}, {}
     for index, path in enumerate(clean):
         try:
-            media.resolve_asset(path, f"playlist[{index}]")
+            assets[f"playlist[{index}]"] = media.resolve_asset(path, f"playlist[{index}]")
         except ConfigError as exc:
             errors.update(exc.errors)
+    if stream and not errors:
+        first = next(iter(assets.values()), None)
+        if adopt_format and stream.get("video_codec") == "copy" and first and first.resolution and first.frame_rate:
+            stream.update(resolution=first.resolution, frame_rate=first.frame_rate)
+        errors.update(copy_mode_errors(stream, assets))
     if errors:
         raise ConfigError(errors)
     return clean

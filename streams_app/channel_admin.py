@@ -150,15 +150,15 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Start selected channels")
     def start(self, request, queryset):
-        self._act(request, queryset, services.start_channel, "start")
+        self._act(request, queryset, lifecycle.start_channel, "start")
 
     @admin.action(description="Stop selected channels")
     def stop(self, request, queryset):
-        self._act(request, queryset, services.stop_channel, "stop")
+        self._act(request, queryset, lifecycle.stop_channel, "stop")
 
     @admin.action(description="Restart selected channels")
     def restart(self, request, queryset):
-        self._act(request, queryset, services.restart_channel, "restart")
+        self._act(request, queryset, lifecycle.restart_channel, "restart")
 
     def _bulk(self, request, verb, results):
         """Report a bulk service's outcome per channel in one message."""

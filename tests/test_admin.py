@@ -16,6 +16,7 @@ from resources_app.models import EncodeHost
 from streams_app.models import Stream
 
 from .conftest import wait_status
+from .factories import make_channel
 from .helpers import wait_for
 
 CHANNELS = "/admin/channels_app/channel/"
@@ -64,14 +65,8 @@ def inline_streams(response):
     return [form.instance for form in formset.forms]
 
 
-def loopback_channel(number, port, **extra):
-    return services.create_channel({"name": f"ch{number}", "number": number,
-                                    "network_settings": {"multicast_address": "127.0.0.1", "port": port},
-                                    **extra})
-
-
 def test_changelists_render_with_their_columns(admin_client):
-    channel = loopback_channel(3, 5003)
+    channel = make_channel(3, port=5003)
     Stream.objects.create(channel=channel, host="enc-1", generation=channel.generation,
                           status=Stream.Status.STOPPED)
     EncodeHost.objects.create(name="enc-1", last_heartbeat=timezone.now())
@@ -82,7 +77,7 @@ def test_changelists_render_with_their_columns(admin_client):
     assert f'{CHANNELS}{channel.pk}/change/">3</a>' in page
 
     page = admin_client.get(STREAMS).content.decode()
-    assert '<td class="field-host">enc-1</td>' in page and "ch3" in page
+    assert '<td class="field-host">enc-1</td>' in page and "Channel 3" in page
 
     page = admin_client.get(HOSTS).content.decode()
     assert '<th class="field-name">' in page and ">enc-1</a>" in page
@@ -96,7 +91,7 @@ def changelist_queries(client, url):
 
 def test_changelists_cost_the_same_queries_for_more_rows(admin_client):
     def add_running(number, host):
-        channel = loopback_channel(number, 5000 + number)
+        channel = make_channel(number, port=5000 + number)
         Stream.objects.create(channel=channel, host=host, generation=channel.generation,
                               status=Stream.Status.RUNNING, started_at=timezone.now())
         EncodeHost.objects.get_or_create(name=host, defaults={"last_heartbeat": timezone.now()})
@@ -114,7 +109,7 @@ def test_host_list_counts_active_channels_and_liveness(admin_client):
     EncodeHost.objects.create(name="enc-stale", last_heartbeat=stale)
     EncodeHost.objects.create(name="enc-off", state=EncodeHost.State.OFFLINE, last_heartbeat=timezone.now())
     for number, status in ((1, Stream.Status.RUNNING), (2, Stream.Status.STARTING), (3, Stream.Status.STOPPED)):
-        channel = loopback_channel(number, 5000 + number)
+        channel = make_channel(number, port=5000 + number)
         Stream.objects.create(channel=channel, host="enc-live", generation=0, status=status)
 
     rows = {host.name: host for host in admin_client.get(HOSTS).context["cl"].result_list}
@@ -166,7 +161,7 @@ def test_add_creates_the_channel_and_its_config_through_the_service(admin_client
 
 
 def test_add_refuses_a_taken_number(admin_client):
-    loopback_channel(7, 5007)
+    make_channel(7, port=5007)
     response = admin_client.post(f"{CHANNELS}add/", add_form())
     assert response.status_code == 200
     assert "number" in response.context["adminform"].form.errors
@@ -174,7 +169,7 @@ def test_add_refuses_a_taken_number(admin_client):
 
 
 def test_edit_validates_config_and_keeps_state_read_only(admin_client):
-    channel = loopback_channel(4, 5004)
+    channel = make_channel(4, port=5004)
     url = f"{CHANNELS}{channel.pk}/change/"
 
     response = admin_client.post(url, change_form(channel, {"stream_settings": {"bitrate": "-5k"}}))
@@ -193,8 +188,7 @@ def test_edit_validates_config_and_keeps_state_read_only(admin_client):
 
 
 def test_start_refused_by_the_service_is_reported_not_raised(admin_client):
-    multicast = services.create_channel({"name": "mc", "number": 8, "network_settings": {
-        "multicast_address": "239.1.2.3", "port": 5008}})
+    multicast = make_channel(8, name="mc", network_settings={"multicast_address": "239.1.2.3", "port": 5008})
     assert act(admin_client, "start", multicast) == [
         ("error", "8 mc: start refused: output 239.1.2.3 is not loopback and "
                   "RETROVUE_LOOPBACK_ONLY is set")]
@@ -203,7 +197,7 @@ def test_start_refused_by_the_service_is_reported_not_raised(admin_client):
 
 
 def test_channel_page_shows_only_the_recent_runs(admin_client):
-    channel = loopback_channel(6, 5006)
+    channel = make_channel(6, port=5006)
     for generation in range(1, 13):
         Stream.objects.create(channel=channel, host="enc-1", generation=generation, status="STOPPED")
     Channel.objects.filter(pk=channel.pk).update(generation=12)
@@ -214,7 +208,7 @@ def test_channel_page_shows_only_the_recent_runs(admin_client):
 
 
 def test_streams_admin_is_read_only(admin_client):
-    channel = loopback_channel(5, 5005)
+    channel = make_channel(5, port=5005)
     stream = Stream.objects.create(channel=channel, host="enc-1", generation=1, status="ERROR",
                                    status_reason="ffmpeg exited 1", argv=["ffmpeg", "-i", "x.mp4"],
                                    health_metrics={"speed": 0.5}, error_log=["x.mp4: No such file"])
@@ -235,7 +229,7 @@ def test_streams_admin_is_read_only(admin_client):
 
 def test_start_restart_stop_actions_run_the_channel_on_the_worker(live_host, admin_client, media,
                                                                   free_port):
-    channel = loopback_channel(9, free_port, quality="copy", playlist=[str(media["clip"])])
+    channel = make_channel(9, port=free_port, quality="copy", playlist=[str(media["clip"])])
 
     assert act(admin_client, "start", channel) == [
         ("success", f"9 ch9: start requested, now STARTING on {live_host.host}.")]
@@ -262,11 +256,9 @@ def test_start_restart_stop_actions_run_the_channel_on_the_worker(live_host, adm
 
 @pytest.mark.django_db
 def test_bulk_actions_call_the_bulk_services(admin_client):
-    from channels_app import services as channel_services
     from channels_app.models import Channel
 
-    channel = channel_services.create_channel({"name": "Bulk", "number": 77, "network_settings": {
-        "multicast_address": "127.0.0.1", "port": 5077}})
+    channel = make_channel(77, port=5077)
     Channel.objects.filter(pk=channel.pk).update(status="ERROR", desired_state="RUNNING")
     response = admin_client.post("/admin/channels_app/channel/", {
         "action": "stop_all", "_selected_action": [str(channel.pk)]}, follow=True)
@@ -275,7 +267,7 @@ def test_bulk_actions_call_the_bulk_services(admin_client):
 
 
 def test_channel_admin_links_to_its_dashboard_page(admin_client):
-    channel = loopback_channel(7, 5007)
+    channel = make_channel(7, port=5007)
     page = admin_client.get(f"/admin/channels_app/channel/{channel.pk}/change/").content.decode()
     link = re.search(r'href="(/admin/r/[^"]+)"[^>]*>View on site', page)
     assert link, "the admin offers View on site"

@@ -15,12 +15,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from channels_app import services
 from channels_app.models import Channel
 from resources_app.models import EncodeHost
 from streams_app.alerts import clear_alert, evaluate_alerts, raise_alert
 from streams_app.models import Alert, ControlLoopRun, Stream
 
+from .factories import make_channel
 from .test_cli import retrovue
 
 pytestmark = pytest.mark.django_db
@@ -36,8 +36,7 @@ def evaluations_already_running():
 
 
 def channel(number):
-    return services.create_channel({"name": f"ch{number}", "number": number, "network_settings": {
-        "multicast_address": "127.0.0.1", "port": 5000 + number}})
+    return make_channel(number, port=5000 + number)
 
 
 def running(number, **fields):
@@ -203,7 +202,7 @@ def test_api_lists_open_alerts_newest_first_with_every_field(api, alerts):
     assert set(cpu) == {"id", "kind", "severity", "channel", "channel_name", "host", "message", "value",
                         "threshold", "raised_at", "last_seen_at", "cleared_at", "open"}
     assert (cpu["channel"], cpu["channel_name"], cpu["value"], cpu["threshold"], cpu["cleared_at"]) == (
-        1, "ch1", 124.0, 80.0, None)
+        1, "Channel 1", 124.0, 80.0, None)
     lost = api.get("/api/alerts?host=enc-1").data[0]
     assert (lost["channel"], lost["channel_name"], lost["severity"]) == (None, None, "CRITICAL")
 

@@ -12,12 +12,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from channels_app import services
 from channels_app.models import Channel
 from channels_app.schedules import replace_schedule
 from retrovue.errors import ConfigError
 from streams_app.models import Stream
 
+from .factories import make_channel
 from .helpers import UdpRecorder, ffmpeg_processes
 from .test_playout import FPS, air_red_then_blue, colour_clip, scheduled_channel, switch_red_to_blue
 from .tsanalysis import analyze, frame_arrivals
@@ -105,5 +105,5 @@ def test_a_copy_in_point_must_be_on_a_keyframe():
         "(nearest: 2s, 3s)"]}
     replace_schedule(channel, {"programs": [{"asset": red.pk, "in_point": 2}]})
     # A transcode channel decodes, so it can start anywhere.
-    other = services.create_channel({"name": "Transcode 54", "number": 54})
+    other = make_channel(54)
     replace_schedule(other, {"programs": [{"asset": red.pk, "in_point": 2.5}]})

@@ -14,15 +14,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from channels_app import services
-from channels_app.schedules import replace_schedule
 from channels_app.models import Channel
+from channels_app.schedules import replace_schedule
 from resources_app.models import EncodeHost
 from retrovue.pages import chart
 from streams_app.hls import hls_dir
 from streams_app.models import Stream
 
 from .conftest import wait_status
+from .factories import make_channel
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
@@ -33,16 +33,10 @@ BUTTONS = ["/channels/1/start", "/channels/1/stop", "/channels/1/restart", "/cha
            "/channels/stop-all", "/resources/hosts/enc-1/drain", "/resources/hosts/enc-1/undrain"]
 
 
-def make_channel(number=1, port=5001, **extra):
-    return services.create_channel({"name": f"Channel {number}", "number": number,
-                                    "network_settings": {"protocol": "udp", "multicast_address": "127.0.0.1",
-                                                         "port": port}, **extra})
-
-
 def failed_channel():
     """A channel that wants to run but failed, with a run that logged an error: every button and
     every part of every page has something to show."""
-    channel = make_channel()
+    channel = make_channel(1, port=5001)
     Channel.objects.filter(pk=channel.pk).update(status=Channel.Status.ERROR, desired_state=Channel.Desired.RUNNING,
                                                  status_reason="ffmpeg exited with 1")
     Stream.objects.create(channel=channel, host="enc-1", generation=channel.generation, status=Stream.Status.ERROR,
@@ -140,7 +134,7 @@ def test_the_admin_and_the_pages_link_both_ways(admin_client):
 
 @pytest.mark.django_db
 def test_channel_page_shows_its_schedule_and_outputs(admin_client, media):
-    channel = make_channel(2, 5002)
+    channel = make_channel(2, port=5002)
     start = timezone.now() + timedelta(hours=20)
     replace_schedule(channel, {"timezone": "Asia/Kolkata", "programs": [
         {"asset": str(media["bars"]), "title": "Evening News", "start": start}]})
@@ -154,7 +148,7 @@ def test_channel_page_shows_its_schedule_and_outputs(admin_client, media):
 
 @pytest.mark.django_db
 def test_thumbnail_is_cut_from_the_newest_finished_segment(admin_client, media):
-    channel = make_channel()
+    channel = make_channel(1, port=5001)
     folder = hls_dir(channel.number)
     folder.mkdir(parents=True)
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(media["clip"]), "-t", "1", "-c", "copy",
@@ -213,8 +207,8 @@ def test_operator_runs_a_channel_from_the_browser(live_host, live_server, browse
     from playwright.sync_api import expect
 
     User.objects.create_superuser("operator", password="pw")
-    make_channel(1, free_port, name="RetroVue Classics", quality="copy", playlist=[str(media["clip"])])
-    news = make_channel(2, free_port, name="Newsroom")
+    make_channel(1, port=free_port, name="RetroVue Classics", quality="copy", playlist=[str(media["clip"])])
+    news = make_channel(2, port=free_port, name="Newsroom")
     replace_schedule(news, {"programs": [
         {"asset": str(media["bars"]), "title": "Evening News", "start": timezone.now() + timedelta(hours=1)}]})
     page = browser.new_page()
@@ -270,10 +264,10 @@ def test_channel_rows_poll_costs_the_same_queries_for_more_channels(admin_client
     """/channels/live is polled every second by every open page: the sparklines' samples are
     read once for all channels (a scheduled channel still reads its own programs)."""
     for number in (1, 2):
-        services.create_channel({"name": f"ch{number}", "number": number})
+        make_channel(number)
     few = cost(admin_client, "/channels/live")
     for number in range(3, 13):
-        services.create_channel({"name": f"ch{number}", "number": number})
+        make_channel(number)
     assert cost(admin_client, "/channels/live") == few
 
 
@@ -282,7 +276,7 @@ def test_channel_rows_poll_costs_the_same_queries_for_more_channels(admin_client
 def test_stream_monitor_polls_cost_the_same_queries_for_more_streams(admin_client, part):
     def running(numbers):
         for number in numbers:
-            channel = services.create_channel({"name": f"ch{number}", "number": number})
+            channel = make_channel(number)
             Stream.objects.create(channel=channel, host="enc-1", generation=channel.generation,
                                   status="RUNNING", health_metrics={"fps": 25.0})
 

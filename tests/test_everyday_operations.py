@@ -12,7 +12,8 @@ from channels_app.schedules import switch_channel
 from streams_app import lifecycle
 from streams_app.models import Stream
 
-from .conftest import wait_status
+from .conftest import MEDIA, make_clip, wait_status
+from .factories import make_channel
 from .helpers import UdpRecorder, ffprobe, wait_for
 from .test_playout import FPS, colour_clip, frame_colours, runs
 from .tsanalysis import analyze, frame_arrivals
@@ -21,12 +22,9 @@ MODES = {"transcode": "480p", "copy": "copy"}
 
 
 def playlist_channel(port, number, playlist, mode):
-    return services.create_channel({
-        "name": f"Everyday {number}", "number": number, "quality": MODES[mode],
-        "playlist": [asset.source for asset in playlist],
-        "stream_settings": {"resolution": "320x240", "frame_rate": FPS},
-        **({"quality_settings": {"preset": "ultrafast"}} if mode == "transcode" else {}),
-        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    fast = {"quality_settings": {"preset": "ultrafast"}} if mode == "transcode" else {}
+    return make_channel(number, port=port, quality=MODES[mode], playlist=[asset.source for asset in playlist],
+                        stream_settings={"resolution": "320x240", "frame_rate": FPS}, **fast)
 
 
 def record(recorder, seconds, tmp_path, name):
@@ -113,3 +111,20 @@ def test_a_restart_applies_the_configuration_as_it_is_now(kind, api, live_host, 
     video = [s for s in ffprobe(capture)["streams"] if s["codec_type"] == "video"][0]
     assert (video["width"], video["height"]) == (160, 120)
     assert Stream.objects.filter(channel__number=number).count() == 1  # the same run, restarted in place
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_playlist_airs_in_its_sources_format_across_loop_points(live_host, media, free_port, tmp_path):
+    """No format in the config: the frame grid is the files' own (25 fps), so timestamps run on
+    across each loop point of a 2 s file, read packet by packet from an independent capture."""
+    clip = make_clip(MEDIA / "loop-25fps.mp4", 2)
+    channel = make_channel(650, port=free_port, quality="copy", playlist=[str(clip)])
+    recorder = UdpRecorder(free_port)
+    lifecycle.start_channel(channel)
+    wait_status(650, "RUNNING", timeout=20)
+    capture = record(recorder, 5, tmp_path, "loop")
+    packets = ffprobe(capture, "-select_streams", "v:0", "-show_entries", "packet=dts")["packets"]
+    dts = [int(p["dts"]) for p in packets if "dts" in p]
+    assert len(dts) > 75 and all(b > a for a, b in zip(dts, dts[1:])), "video DTS not increasing"
+    steps = {b - a for a, b in zip(dts, dts[1:])}
+    assert steps == {90000 // 25}, f"DTS steps {sorted(steps)[:5]}: not one 25 fps frame each"

@@ -8,21 +8,19 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from channels_app import services
 from channels_app.models import Channel
 from streams_app import lifecycle
 from streams_app.models import Alert, MetricSample, Stream
 
 from .conftest import database_url, wait_status
+from .factories import make_channel
 from .helpers import TcpProxy, UdpRecorder, ffmpeg_processes, sweep_until, wait_for
 from .testenv import REDIS
 
 
 def start(media, port, number, **failover):
-    channel = services.create_channel({
-        "name": f"Failover {number}", "number": number, "quality": "copy",
-        "playlist": [str(media["clip"])], "failover_settings": failover,
-        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    channel = make_channel(number, port=port, quality="copy", playlist=[str(media["clip"])],
+                           failover_settings=failover)
     lifecycle.start_channel(channel)
     return wait_status(number, "RUNNING")
 
@@ -135,10 +133,7 @@ def test_redis_outage_does_not_touch_running_streams(live_host, media, free_port
     recorder.stop()
     assert run_of(channel).pid == pid and wait_status(36, "RUNNING")
     # The worker reconnects and takes new work; stopping is a database change and just works.
-    second = services.create_channel({"name": "After", "number": 37, "quality": "copy",
-                                      "playlist": [str(media["clip"])],
-                                      "network_settings": {"multicast_address": "127.0.0.1",
-                                                           "port": free_port + 1}})
+    second = make_channel(37, port=free_port + 1, quality="copy", playlist=[str(media["clip"])])
     wait_for(lambda: lifecycle.start_channel(second), timeout=20, what="a start after Redis returned")
     wait_status(37, "RUNNING", timeout=40)
     lifecycle.stop_channel(channel)

@@ -13,12 +13,12 @@ from django.conf import settings
 from django.utils import timezone
 from lxml import etree
 
-from channels_app import services
 from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
 from streams_app import lifecycle
 from streams_app.iptv import follow_hls
 
 from .conftest import wait_status
+from .factories import make_channel
 from .helpers import codecs, ffmpeg_processes, ffprobe
 from .tsanalysis import analyze
 
@@ -49,14 +49,10 @@ def parse_m3u(text):
     return header, entries
 
 
-def make_channel(number, name, **extra):
-    return services.create_channel({"name": name, "number": number, **extra})
-
-
 @pytest.mark.django_db
 def test_m3u_lists_every_channel_with_guide_ids_and_absolute_stream_urls(client):
-    make_channel(2, "Two")
-    make_channel(1, 'One, "the first"')
+    make_channel(2, name="Two")
+    make_channel(1, name='One, "the first"')
     response = client.get("/iptv/channels.m3u")
     assert response.status_code == 200 and response["Content-Type"].startswith("audio/x-mpegurl")
     header, entries = parse_m3u(response.content.decode())
@@ -80,8 +76,8 @@ def xmltv_time(moment):
 @pytest.mark.django_db
 def test_xmltv_guide_is_valid_against_the_dtd_and_lists_what_airs(client):
     now = timezone.now()
-    news = make_channel(1, 'News & "More" <24/7>')
-    make_channel(2, "Slate")
+    news = make_channel(1, name='News & "More" <24/7>')
+    make_channel(2, name="Slate")
     show = MediaAsset.objects.create(source="/m/show.mp4", title="Show", duration_s=1800)
     untitled = MediaAsset.objects.create(source="/m/late.mp4", duration_s=600)
     filler = MediaAsset.objects.create(source="/m/filler.mp4", title="Intermission", duration_s=30)
@@ -118,8 +114,8 @@ def test_xmltv_guide_is_valid_against_the_dtd_and_lists_what_airs(client):
 
 @pytest.mark.django_db
 def test_hdhomerun_discover_lineup_and_status(client, settings):
-    make_channel(1, "One")
-    make_channel(7, "Seven")
+    make_channel(1, name="One")
+    make_channel(7, name="Seven")
     discover = client.get("/discover.json").json()
     assert discover == {
         "FriendlyName": "RetroVue", "Manufacturer": "Silicondust", "ModelNumber": "HDTC-2US",
@@ -140,7 +136,7 @@ def test_hdhomerun_discover_lineup_and_status(client, settings):
 @pytest.mark.django_db
 def test_token_gate_covers_every_endpoint_and_rides_along_in_generated_urls(client, settings):
     settings.RETROVUE_IPTV_TOKEN = "s3cret"
-    make_channel(1, "One")
+    make_channel(1, name="One")
     for path in ENDPOINTS:
         assert client.get(path).status_code == 403, path
         assert client.get(path, {"token": "wrong"}).status_code == 403, path
@@ -156,7 +152,7 @@ def test_token_gate_covers_every_endpoint_and_rides_along_in_generated_urls(clie
 
 @pytest.mark.django_db
 def test_stream_answers_404_for_an_unknown_channel_and_503_for_a_stopped_one(client):
-    make_channel(1, "One")
+    make_channel(1, name="One")
     assert client.get("/iptv/channels/9.ts").status_code == 404
     stopped = client.get("/iptv/channels/1.ts")
     assert stopped.status_code == 503 and b"STOPPED" in stopped.content
@@ -202,7 +198,7 @@ def watch(url, seconds):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_http_viewers_share_the_channel_pipeline(live_host, live_server, media, free_port, tmp_path):
-    channel = make_channel(21, "Live", quality="480p", playlist=[str(media["clip"])],
+    channel = make_channel(21, name="Live", quality="480p", playlist=[str(media["clip"])],
                            network_settings={"multicast_address": "127.0.0.1", "port": free_port,
                                              "protocol": "udp"})
     lifecycle.start_channel(channel)

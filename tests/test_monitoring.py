@@ -8,27 +8,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from channels_app.models import Channel
-from channels_app.services import create_channel, get_channel
-from streams_app.lifecycle import start_channel
+from channels_app.services import get_channel
 from resources_app.models import EncodeHost
+from streams_app.lifecycle import start_channel
 from streams_app.models import Alert, MetricSample, Stream
-from streams_app.monitoring import (analyze_channel_performance, channel_verdict, drop_baselines,
-                                    health_verdict, metric_series, monitor_channel_health,
-                                    prune_metric_samples)
+from streams_app.monitoring import (
+    analyze_channel_performance,
+    channel_verdict,
+    drop_baselines,
+    health_verdict,
+    metric_series,
+    monitor_channel_health,
+    prune_metric_samples,
+)
 from streams_app.tasks import prune_metrics
 
 from .conftest import wait_status
+from .factories import make_channel
 from .helpers import wait_for
 
 PROGRESS = {"frame": 100, "fps": 25.0, "bitrate_kbps": 3000.0, "speed": 1.0, "drop_frames": 0,
             "dup_frames": 0, "out_time_s": 4.0, "cpu_percent": 10.0, "memory_mb": 50.0, "pid": 4321}
 LIMITS = {"max_cpu_percent": 25, "max_memory_mb": 2048, "max_bandwidth_mbps": 10}
-
-
-def make_channel(number, **extra):
-    network = {"multicast_address": "127.0.0.1", "port": 5000 + number, "protocol": "udp"}
-    return create_channel({"name": f"Channel {number}", "number": number,
-                           "network_settings": network, **extra})
 
 
 def place(channel, status="RUNNING", host="test-a", metrics=None, reason="", **fields):
@@ -71,7 +72,7 @@ def value(samples, metric, /, **labels):
 # --- history -------------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_metric_series_is_the_last_hour_oldest_first_in_one_query(django_assert_num_queries):
-    channel, other = make_channel(1), make_channel(2)
+    channel, other = make_channel(1, port=5001), make_channel(2, port=5002)
     stream, other_stream = place(channel), place(other)
     for seconds_ago, fps in ((7200, 1.0), (60, 3.0), (1800, 2.0)):
         sample(stream, seconds_ago, fps=fps)
@@ -91,7 +92,7 @@ def test_metric_series_is_the_last_hour_oldest_first_in_one_query(django_assert_
 @pytest.mark.django_db
 def test_prune_deletes_only_samples_older_than_the_retention(settings):
     settings.RETROVUE_METRICS_RETENTION_HOURS = 2
-    stream = place(make_channel(1))
+    stream = place(make_channel(1, port=5001))
     old, kept = sample(stream, 3 * 3600), sample(stream, 3600)
     assert prune_metric_samples() == 1
     assert list(MetricSample.objects.values_list("pk", flat=True)) == [kept.pk]
@@ -130,7 +131,7 @@ def test_health_verdict(settings, status, change, age, limits, baseline, verdict
 
 @pytest.mark.django_db
 def test_only_drops_of_the_same_ffmpeg_within_the_last_minute_degrade_a_channel():
-    channel = make_channel(1)
+    channel = make_channel(1, port=5001)
     stream = place(channel, metrics={"drop_frames": 10}, restart_count=1)
     sample(stream, 120, drop_frames=0)      # too old: the baseline of a young process is 0
     sample(stream, 30, restart_count=0, drop_frames=0)  # the FFmpeg before the restart
@@ -143,7 +144,7 @@ def test_only_drops_of_the_same_ffmpeg_within_the_last_minute_degrade_a_channel(
 
 @pytest.mark.django_db
 def test_a_failed_channel_explains_itself_with_its_reason():
-    channel = make_channel(1)
+    channel = make_channel(1, port=5001)
     place(channel, status="ERROR", reason="ffmpeg could not start (exit 1): no such file")
     channel = get_channel(1)
     assert channel_verdict(channel, None, {}) == (
@@ -153,7 +154,7 @@ def test_a_failed_channel_explains_itself_with_its_reason():
 # --- performance analysis ------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_analyze_aggregates_the_window_per_channel(django_assert_max_num_queries):
-    stream = place(make_channel(1))
+    stream = place(make_channel(1, port=5001))
     sample(stream, 7200, drop_frames=0, fps=1.0)  # outside the window
     process_a = [(3000, 1.0, 0, 10.0), (2400, 0.9, 0, 20.0), (1800, 1.0, 3, 30.0)]
     process_b = [(1200, 0.8, 0, 20.0), (600, 1.0, 2, 20.0)]
@@ -161,9 +162,9 @@ def test_analyze_aggregates_the_window_per_channel(django_assert_max_num_queries
         for seconds_ago, speed, drops, cpu in samples:
             sample(stream, seconds_ago, restart_count=restarts, speed=speed, drop_frames=drops,
                    dup_frames=drops * 2, cpu_percent=cpu, bitrate_kbps=1000.0 * (1 + drops))
-    quiet = place(make_channel(2))
+    quiet = place(make_channel(2, port=5002))
     sample(quiet, 60)
-    make_channel(3)  # no samples: left out of the overview
+    make_channel(3, port=5003)  # no samples: left out of the overview
     with django_assert_max_num_queries(3):
         report = analyze_channel_performance(window_minutes=60)
     assert report["window_minutes"] == 60
@@ -187,7 +188,7 @@ def test_analyze_aggregates_the_window_per_channel(django_assert_max_num_queries
 def populate(count):
     """`count` running channels on host test-a, one sample each."""
     for number in range(1, count + 1):
-        sample(place(make_channel(number)), 30)
+        sample(place(make_channel(number, port=5000 + number)), 30)
 
 
 @pytest.mark.django_db
@@ -196,12 +197,12 @@ def test_health_summarises_channels_hosts_quality_errors_and_alerts(api):
     EncodeHost.objects.create(name="gone", capacity=8, state="OFFLINE")
     now = timezone.now()
     recent, old = now.isoformat(), (now - timedelta(minutes=5)).isoformat()
-    good = place(make_channel(1), error_log=[
+    good = place(make_channel(1, port=5001), error_log=[
         {"at": recent, "line": "[error] packet corrupt"}, {"at": recent, "line": "[error] again"},
         {"at": old, "line": "[error] long ago"}, {"at": recent, "line": "[warning] only a warning"}])
-    place(make_channel(2), metrics={"speed": 0.5})
-    place(make_channel(3), status="ERROR", reason="no such file")
-    make_channel(4)
+    place(make_channel(2, port=5002), metrics={"speed": 0.5})
+    place(make_channel(3, port=5003), status="ERROR", reason="no such file")
+    make_channel(4, port=5004)
     Alert.objects.create(kind="CPU", channel_id=good.channel_id, message="cpu")
     Alert.objects.create(kind="HOST_LOST", host="gone", message="lost")
     Alert.objects.create(kind="STALL", channel_id=good.channel_id, message="old",
@@ -239,7 +240,7 @@ def test_health_and_metrics_take_a_bounded_number_of_queries(count, client, djan
 
 @pytest.mark.django_db
 def test_performance_endpoint(api):
-    sample(place(make_channel(1)), 30)
+    sample(place(make_channel(1, port=5001)), 30)
     report = api.get("/api/performance?channel=1&window=5").data
     assert [entry["number"] for entry in report["channels"]] == [1] and report["window_minutes"] == 5
     assert api.get("/api/performance").data["channels"][0]["samples"] == 1
@@ -252,8 +253,8 @@ def test_performance_endpoint(api):
 def test_metrics_expose_channels_and_hosts_in_prometheus_format(client):
     host_row("test-a")
     EncodeHost.objects.create(name="gone", capacity=8, state="OFFLINE")
-    place(make_channel(1), metrics={"drop_frames": 3, "dup_frames": 4}, restart_count=2)
-    make_channel(2)
+    place(make_channel(1, port=5001), metrics={"drop_frames": 3, "dup_frames": 4}, restart_count=2)
+    make_channel(2, port=5002)
     samples = scrape(client)
     one = {"channel": "1", "name": "Channel 1", "host": "test-a"}
     two = {"channel": "2", "name": "Channel 2", "host": ""}
@@ -293,9 +294,7 @@ def test_metrics_token_gate(client, settings):
 # --- end to end ----------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_end_to_end_a_real_channel_shows_up_in_metrics_and_health(api, client, live_host, media, free_port):
-    network = {"multicast_address": "127.0.0.1", "port": free_port, "protocol": "udp"}
-    create_channel({"name": "Live", "number": 21, "quality": "copy", "playlist": [str(media["clip"])],
-                    "network_settings": network})
+    make_channel(21, name="Live", port=free_port, quality="copy", playlist=[str(media["clip"])])
     start_channel(get_channel(21))
     wait_status(21, "RUNNING")
     labels = {"channel": "21", "name": "Live", "host": live_host.host}

@@ -19,6 +19,7 @@ from streams_app import lifecycle
 from streams_app.models import Stream
 
 from .conftest import wait_status
+from .factories import make_channel
 from .helpers import UdpRecorder, ffmpeg_processes
 from .tsanalysis import analyze, frame_arrivals
 
@@ -70,11 +71,9 @@ def runs(frames):
 
 def scheduled_channel(port, number, programs, quality="480p"):
     """A 320x240 channel airing `programs` ([(asset, start or None)]) from a new schedule."""
-    channel = services.create_channel({
-        "name": f"Playout {number}", "number": number, "quality": quality,
-        "stream_settings": {"resolution": "320x240", "frame_rate": FPS},
-        "quality_settings": {"preset": "ultrafast"},
-        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    channel = make_channel(number, port=port, quality=quality,
+                           stream_settings={"resolution": "320x240", "frame_rate": FPS},
+                           quality_settings={"preset": "ultrafast"})
     schedule = Schedule.objects.create(channel_id=channel.pk)
     for position, (asset, start) in enumerate(programs):
         Program.objects.create(schedule=schedule, position=position, asset=asset, start=start,

@@ -15,6 +15,7 @@ from streams_app import services as streams
 from streams_app.models import Stream
 
 from .conftest import start_worker, wait_status
+from .factories import make_channel
 from .helpers import capture, codecs, ffmpeg_processes, sweep_until, udp_socket, wait_for
 
 # Two channels of 90 % of a core fit on a 2-core host (180 of 200), a third does not.
@@ -32,10 +33,7 @@ def host_b(live_host):
 
 
 def copy_channel(media, number, port):
-    return services.create_channel({
-        "name": f"Reserve {number}", "number": number, "quality": "copy",
-        "playlist": [str(media["clip"])], "resource_limits": NEED,
-        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    return make_channel(number, port=port, quality="copy", playlist=[str(media["clip"])], resource_limits=NEED)
 
 
 def hosts_of(numbers):

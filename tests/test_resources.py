@@ -18,6 +18,7 @@ from streams_app import lifecycle
 from streams_app.alerts import evaluate_alerts
 from streams_app.models import Alert, ControlLoopRun, Stream
 
+from .factories import make_channel
 from .test_cli import retrovue
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +32,7 @@ def host(name, age=0.0, **fields):
 
 
 def channel(number, **config):
-    return services.create_channel({"name": f"ch{number}", "number": number, **config,
-                                    "network_settings": {"multicast_address": "127.0.0.1",
-                                                         "port": 5000 + number}})
+    return make_channel(number, port=5000 + number, **config)
 
 
 def limits(cpu=25, memory=256, bandwidth=10):

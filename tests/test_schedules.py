@@ -14,6 +14,7 @@ from channels_app.models import Channel, MediaAsset, Program, Schedule, Transiti
 from channels_app.schedules import copy_mode_errors
 
 from .conftest import MEDIA, make_clip
+from .factories import make_channel
 from .test_admin import messages_of
 from .test_cli import retrovue
 
@@ -37,13 +38,12 @@ def assets(db, clips):
 
 @pytest.fixture
 def channel(db):
-    return services.create_channel({"name": "Sched", "number": 1})
+    return make_channel(1)
 
 
 @pytest.fixture
 def copy_channel(db):
-    return services.create_channel({"name": "Copy", "number": 2, "quality": "copy",
-                                    "stream_settings": {"resolution": "320x240", "frame_rate": 25}})
+    return make_channel(2, quality="copy", stream_settings={"resolution": "320x240", "frame_rate": 25})
 
 
 def current_schedule(number):
@@ -179,22 +179,22 @@ def test_copy_mode_reasons_name_codecs_and_format(copy_channel):
         return MediaAsset(source="/m/show.mkv", **{"video_codec": "h264", "audio_codec": "aac", "width": 320,
                                                    "height": 240, "frame_rate": 25.0, **probe})
 
-    assert copy_mode_errors(copy_channel, {"x": asset(frame_rate=25.001)}) == {}
-    assert copy_mode_errors(copy_channel, {"x": asset(video_codec="hevc", audio_codec="mp3")}) == {
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(frame_rate=25.001)}) == {}
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(video_codec="hevc", audio_codec="mp3")}) == {
         "x": [f"'show.mkv' is hevc/mp3, the copy channel airs h264/aac; {REENCODE}"]}
-    assert copy_mode_errors(copy_channel, {"x": asset(audio_codec="", frame_rate=29.97)}) == {
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(audio_codec="", frame_rate=29.97)}) == {
         "x": [f"'show.mkv' is h264/no audio 320x240 29.97fps, the copy channel airs h264/aac 320x240 25fps; "
               f"{REENCODE}"]}
     # Sources airing between slate gaps must share the slate's 48 kHz audio.
-    assert copy_mode_errors(copy_channel, {"x": asset(audio_sample_rate=44100)}) == {
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(audio_sample_rate=44100)}) == {
         "x": [f"'show.mkv' is 44100 Hz audio, the copy channel airs 48000 Hz audio (as its slate); {REENCODE}"]}
-    assert copy_mode_errors(copy_channel, {"x": asset(audio_sample_rate=48000)}) == {}
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(audio_sample_rate=48000)}) == {}
     # Audio encoded by the channel: only the video must match.
     copy_channel.config.stream_settings["audio_codec"] = "aac"
-    assert copy_mode_errors(copy_channel, {"x": asset(audio_codec="mp3")}) == {}
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(audio_codec="mp3")}) == {}
     # Without a format in the config, the first asset sets it.
     copy_channel.config.stream_settings = {"video_codec": "copy"}
-    assert copy_mode_errors(copy_channel, {"x": asset(width=640, height=360), "y": asset()}) == {
+    assert copy_mode_errors(copy_channel.config.stream_settings, {"x": asset(width=640, height=360), "y": asset()}) == {
         "y": [f"'show.mkv' is 320x240 25fps, the copy channel airs 640x360 25fps; {REENCODE}"]}
 
 
@@ -240,7 +240,7 @@ def test_set_from_a_file_or_stdin_and_show(channel, assets, tmp_path, monkeypatc
 
 @pytest.mark.django_db(transaction=True)
 def test_cli_exit_codes_for_schedule_and_switch(assets, tmp_path):
-    services.create_channel({"name": "Sched", "number": 1})
+    make_channel(1)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"programs": [{"asset": assets["a"].pk, "out_point": 60}]}))
     done = retrovue("schedule", "set", "1", str(bad))
@@ -367,7 +367,7 @@ def test_admin_pages_reorder_and_make_current(admin_client, api, channel, assets
 
     assert make_current(admin_client, old, new) == [("error", "Select one schedule per channel.")]
     assert current_schedule(1).pk == new
-    assert make_current(admin_client, old) == [("success", f"schedule {old} of 1 Sched is now on air.")]
+    assert make_current(admin_client, old) == [("success", f"schedule {old} of 1 Channel 1 is now on air.")]
     assert current_schedule(1).pk == old
 
 
@@ -375,7 +375,7 @@ def test_admin_pages_reorder_and_make_current(admin_client, api, channel, assets
 def test_the_schedule_on_air_cannot_be_deleted_from_under_its_channel():
     from django.db.models import RestrictedError
 
-    channel = services.create_channel({"name": "On air", "number": 77})
+    channel = make_channel(77)
     schedule = Schedule.objects.create(channel_id=channel.pk)
     Channel.objects.filter(pk=channel.pk).update(current_schedule=schedule)
     with pytest.raises(RestrictedError):

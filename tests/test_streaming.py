@@ -11,6 +11,7 @@ from resources_app.models import ResourceAllocation
 from streams_app.models import Stream
 
 from .conftest import wait_status
+from .factories import channel_payload, loopback
 from .helpers import capture, codecs, ffmpeg_processes, ffprobe, udp_socket, wait_for
 
 TEMPLATE = {
@@ -23,18 +24,13 @@ TEMPLATE = {
 }
 
 
-def loopback(port):
-    return {"multicast_address": "127.0.0.1", "port": port, "protocol": "udp"}
-
-
 def our_ffmpeg():
     return ffmpeg_processes(str(settings.RETROVUE_DATA_DIR))
 
 
 @pytest.mark.django_db(transaction=True)
 def test_create_start_capture_stop_via_api(api, live_host, media, free_port, tmp_path):
-    body = {"name": "Movies", "number": 11, "quality": "copy", "playlist": [str(media["clip"])],
-            "network_settings": loopback(free_port)}
+    body = channel_payload(11, port=free_port, quality="copy", playlist=[str(media["clip"])])
     created = api.post("/api/channels", body, format="json")
     assert created.status_code == 201, created.data
     sock = udp_socket(free_port)
@@ -69,7 +65,7 @@ def test_product_template_streams_h264_aac_at_its_resolution(api, live_host, med
 
 @pytest.mark.django_db(transaction=True)
 def test_empty_playlist_plays_a_slate_over_udp_and_hls(api, live_host, free_port, tmp_path, client):
-    body = {"name": "Slate", "number": 12, "quality": "480p", "network_settings": loopback(free_port)}
+    body = channel_payload(12, port=free_port, quality="480p")
     assert api.post("/api/channels", body, format="json").status_code == 201
     sock = udp_socket(free_port)
     api.post("/api/channels/12/start")
@@ -99,8 +95,7 @@ def test_a_missing_file_airs_the_slate_and_an_alert_names_it(quality, api, live_
 
     doomed = media["clip"].parent / f"doomed-{quality}.mp4"
     doomed.write_bytes(media["clip"].read_bytes())
-    body = {"name": "Doomed", "number": 13, "quality": quality, "playlist": [str(doomed)],
-            "network_settings": loopback(free_port)}
+    body = channel_payload(13, port=free_port, quality=quality, playlist=[str(doomed)])
     assert api.post("/api/channels", body, format="json").status_code == 201
     doomed.unlink()
     sock = udp_socket(free_port)
@@ -115,8 +110,7 @@ def test_a_missing_file_airs_the_slate_and_an_alert_names_it(quality, api, live_
 
 @pytest.mark.django_db(transaction=True)
 def test_encoder_missing_from_this_ffmpeg_build_ends_in_error(api, live_host, free_port):
-    body = {"name": "GPU", "number": 14, "quality": "480p", "network_settings": loopback(free_port),
-            "stream_settings": {"video_codec": "h264_nvenc"}}
+    body = channel_payload(14, port=free_port, quality="480p", stream_settings={"video_codec": "h264_nvenc"})
     assert api.post("/api/channels", body, format="json").status_code == 201
     api.post("/api/channels/14/start")
     channel = wait_status(14, "ERROR")
@@ -128,8 +122,7 @@ def test_encoder_missing_from_this_ffmpeg_build_ends_in_error(api, live_host, fr
 
 @pytest.mark.django_db(transaction=True)
 def test_ffmpeg_crash_is_restarted_in_place(api, live_host, media, free_port, tmp_path):
-    body = {"name": "Crashy", "number": 15, "quality": "copy", "playlist": [str(media["clip"])],
-            "network_settings": loopback(free_port)}
+    body = channel_payload(15, port=free_port, quality="copy", playlist=[str(media["clip"])])
     api.post("/api/channels", body, format="json")
     sock = udp_socket(free_port)
     api.post("/api/channels/15/start")
@@ -146,8 +139,7 @@ def test_ffmpeg_crash_is_restarted_in_place(api, live_host, media, free_port, tm
 
 @pytest.mark.django_db(transaction=True)
 def test_restart_endpoint_replaces_ffmpeg_in_place(api, live_host, media, free_port):
-    body = {"name": "Restart", "number": 16, "quality": "copy", "playlist": [str(media["clip"])],
-            "network_settings": loopback(free_port)}
+    body = channel_payload(16, port=free_port, quality="copy", playlist=[str(media["clip"])])
     api.post("/api/channels", body, format="json")
     api.post("/api/channels/16/start")
     wait_status(16, "RUNNING")
@@ -159,8 +151,7 @@ def test_restart_endpoint_replaces_ffmpeg_in_place(api, live_host, media, free_p
 
 @pytest.mark.django_db(transaction=True)
 def test_stale_generation_fences_the_supervisor(api, live_host, media, free_port):
-    body = {"name": "Fenced", "number": 17, "quality": "copy", "playlist": [str(media["clip"])],
-            "network_settings": loopback(free_port)}
+    body = channel_payload(17, port=free_port, quality="copy", playlist=[str(media["clip"])])
     api.post("/api/channels", body, format="json")
     api.post("/api/channels/17/start")
     wait_status(17, "RUNNING")

@@ -5,7 +5,6 @@ import time
 import pytest
 from django.conf import settings
 
-from channels_app import services
 from channels_app.models import Channel
 from resources_app.models import EncodeHost
 from streams_app import lifecycle
@@ -13,6 +12,7 @@ from streams_app.models import Stream
 from streams_app.signals import ensure_beat_schedule
 
 from .conftest import wait_status
+from .factories import make_channel
 from .helpers import capture, codecs, ffmpeg_processes, sweep_until, udp_socket, wait_for
 
 
@@ -23,10 +23,7 @@ def second_host(other_host):
 
 
 def running_channel(media, port, number):
-    channel = services.create_channel({
-        "name": f"Failover {number}", "number": number, "quality": "copy",
-        "playlist": [str(media["clip"])],
-        "network_settings": {"multicast_address": "127.0.0.1", "port": port}})
+    channel = make_channel(number, port=port, quality="copy", playlist=[str(media["clip"])])
     lifecycle.start_channel(channel)
     return wait_status(number, "RUNNING")
 
