@@ -6,9 +6,11 @@ listens on. The kernel's own accounting of the finished children (CPU time of th
 and of every decoder or reader) gives CPU seconds per second of air, in percent of one core;
 the summed resident memory of the run's processes, sampled as it airs, gives the peak in MB.
 """
+import collections
 import resource
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,10 +25,10 @@ from channels_app.profiles import PROFILE_RESOURCES, merged_sections
 from channels_app.validation import validate_config
 from resources_app.models import ProfileCost
 
-from . import process
 from .playout import CopyMode, Pacer, TranscodeMode
 from .playout.copy import slate_clip
 from .playout.plan import ChannelPlan
+from .runner import FFmpegRun
 
 DISCARD_PORT = 9  # nobody listens there on loopback: the datagrams are sent and dropped
 SAMPLE_SECONDS = 0.25
@@ -56,13 +58,6 @@ class ClipFeed:
         return None
 
 
-class OutputStage:
-    """The output stage spawned the way the supervisor does, for `spawn_output`."""
-
-    def __init__(self, argv, pass_fds=()):
-        self.proc = process.spawn(argv, stdin=subprocess.PIPE, pass_fds=pass_fds)
-
-
 def _plan(profile, work_dir):
     sections = validate_config(merged_sections(0, profile, {
         "network_settings": {"multicast_address": "127.0.0.1", "port": DISCARD_PORT}}))
@@ -73,14 +68,11 @@ def _plan(profile, work_dir):
     return plan
 
 
-def _tree_rss(pids):
-    total = 0
-    for pid in pids:
-        try:
-            total += psutil.Process(pid).memory_info().rss
-        except psutil.Error:
-            continue
-    return total
+def _rss(proc):
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
 
 
 def measure(profile, seconds, work_dir):
@@ -90,23 +82,20 @@ def measure(profile, seconds, work_dir):
     mode = (CopyMode if plan.copy else TranscodeMode)(plan)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    output = mode.spawn_output(OutputStage)
-    pacer = Pacer(mode, ClipFeed(str(source), seconds + 5), origin=timezone.now())
-    pacer.start()
+    run = mode.spawn_output(lambda argv, pass_fds=(): FFmpegRun(
+        argv, str(plan.channel_dir), collections.deque(maxlen=20), threading.Event(),
+        stdin=subprocess.PIPE, pass_fds=pass_fds))
+    run.feeder = Pacer(mode, ClipFeed(str(source), seconds + 5), origin=timezone.now())
+    run.feeder.start()
     peak = 0
     try:
         while time.monotonic() - started < seconds:
             time.sleep(SAMPLE_SECONDS)
-            peak = max(peak, _tree_rss([output.proc.pid, *mode.reader_pids()]))
-            if output.proc.poll() is not None:
-                raise RuntimeError(f"the output stage exited with {output.proc.returncode}: "
-                                   f"{output.proc.stderr.read()[-300:]}")
+            peak = max(peak, sum(_rss(proc) for proc in run.processes()))  # as health counts them
+            if run.exit_code() is not None:
+                raise RuntimeError(f"the output stage exited with {run.exit_code()}: {run.error_tail()}")
     finally:
-        pacer.stop()
-        process.terminate(output.proc)
-        pacer.close()
-        for stream in (output.proc.stdout, output.proc.stderr):
-            stream.close()
+        run.stop()
     elapsed = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

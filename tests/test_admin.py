@@ -232,7 +232,7 @@ def test_start_restart_stop_actions_run_the_channel_on_the_worker(live_host, adm
     channel = make_channel(9, port=free_port, quality="copy", playlist=[str(media["clip"])])
 
     assert act(admin_client, "start", channel) == [
-        ("success", f"9 ch9: start requested, now STARTING on {live_host.host}.")]
+        ("success", f"9 Channel 9: start requested, now STARTING on {live_host.host}.")]
     wait_status(9, "RUNNING")
     page = admin_client.get(CHANNELS).content.decode()
     assert '<td class="field-status">Running</td>' in page

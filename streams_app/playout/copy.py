@@ -16,8 +16,7 @@ from django.conf import settings
 
 from .. import process
 from . import argv, pipes
-from .modes import Mode
-from .readers import SourceProcess
+from .modes import Mode, SourceProcess
 from .splice import BASE, CLOCK, PACKET, Continuity, Splice
 
 READ_SIZE = 1 << 16

@@ -9,8 +9,7 @@ import os
 from django.conf import settings
 
 from . import argv, pipes
-from .modes import Mode
-from .readers import SourceProcess
+from .modes import Mode, SourceProcess
 
 
 class Decoder(SourceProcess):
