@@ -28,7 +28,6 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
-from streams_app import lifecycle
 
 DATA_DIR = common.ROOT / "var" / "density-bench"
 REDIS_URL = os.environ.get("RETROVUE_DENSITY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -105,6 +104,7 @@ def start_channels(clip, first, last):
     """Create and start channels first..last; returns the numbers admission control refused."""
     from channels_app import services
     from retrovue.errors import DoesNotFit
+    from streams_app import lifecycle
 
     refused = []
     for number in range(first, last + 1):

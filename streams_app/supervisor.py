@@ -62,13 +62,17 @@ class Supervisor:
     # Outcomes that end the run.
     STOPPED, FENCED, SHUTDOWN_, FAILED = "stopped", "fenced", "shutdown", "failed"
 
-    def __init__(self, stream_id):
+    def __init__(self, stream_id, clock=time.monotonic, wait=None, start_run=playout.start):
+        # The monotonic clock, how a step waits on it, and how a run of the engine is started:
+        # real ones on an encode host, fakes in tests that drive the loop a step at a time.
+        self.clock, self.start_run = clock, start_run
         self.stream = Stream.objects.select_related("channel__config").get(pk=stream_id)
         self.channel = self.stream.channel
         self.generation = self.stream.generation
         self.plan = channel_plan(self.channel)
         self.policy = self.channel.config.failover()
         self.wake = threading.Event()
+        self.wait = wait or self.wake.wait
         self.ffmpeg = None
         self.argv = []
         self.errors = collections.deque(maxlen=ERROR_LOG_LINES)
@@ -79,7 +83,7 @@ class Supervisor:
         self.restart_count = self.stream.restart_count
         self.samples = collections.deque(maxlen=SAMPLE_BUFFER)
         self.next_heartbeat = 0.0
-        self.next_sample = time.monotonic()
+        self.next_sample = self.clock()
         self.db_down_since = None
         self.failure_reason = ""
         _ACTIVE.add(self)
@@ -103,11 +107,11 @@ class Supervisor:
 
     def step(self):
         """Wait for the next event or deadline, then act on it; returns an outcome or None."""
-        self.wake.wait(timeout=max(0.0, self.next_deadline() - time.monotonic()))
+        self.wait(timeout=max(0.0, self.next_deadline() - self.clock()))
         self.wake.clear()
         if SHUTDOWN.is_set():
             return self.SHUTDOWN_
-        now = time.monotonic()
+        now = self.clock()
         if self.restart_at is not None:
             if now >= self.restart_at:
                 self.start_ffmpeg()
@@ -146,22 +150,22 @@ class Supervisor:
         that supervisor sees it was fenced, within a heartbeat: start only once it has
         stopped, so two hosts never publish one channel at once. A lost host's run is
         already ended by the sweep, so this costs nothing on failover."""
-        deadline = time.monotonic() + settings.RETROVUE_LEASE_TTL_SECONDS
+        deadline = self.clock() + settings.RETROVUE_LEASE_TTL_SECONDS
         older = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation,
                                       status__in=Stream.ACTIVE)
-        while self.db_write(older.exists) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while self.db_write(older.exists) and self.clock() < deadline:
+            self.wait(timeout=0.05)
 
     def start_ffmpeg(self):
         """Start the run's output stage and the engine that feeds it, from the channel's
         configuration as it is now (an operator's restart applies a changed config)."""
         self.restart_at = None
         self.refresh_plan()
-        run, run.feeder = playout.start(self.plan, self.channel.pk, self.spawn_output)
+        run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output)
         self.ffmpeg = run
         self.reported_running = False
         self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
-        self.next_heartbeat = min(self.next_heartbeat, time.monotonic() + settings.RETROVUE_HEARTBEAT_SECONDS)
+        self.next_heartbeat = min(self.next_heartbeat, self.clock() + settings.RETROVUE_HEARTBEAT_SECONDS)
 
     def refresh_plan(self):
         """Re-read the channel's configuration; while the database is away, keep the last plan."""
@@ -197,7 +201,7 @@ class Supervisor:
 
     def schedule_restart(self, reason):
         """Count the attempt in its window; past the limit (or with auto_restart off) fail."""
-        now = time.monotonic()
+        now = self.clock()
         while self.restarts and now - self.restarts[0] > settings.RETROVUE_RESTART_WINDOW_SECONDS:
             self.restarts.popleft()
         limit = self.policy["max_restart_attempts"]
@@ -250,12 +254,12 @@ class Supervisor:
             result = fn(*args, **kwargs)
         except DatabaseError as exc:
             if self.db_down_since is None:
-                self.db_down_since = time.monotonic()
+                self.db_down_since = self.clock()
                 log.warning("%s: database unavailable, FFmpeg keeps running: %s", self.channel, exc)
             connection.close()
             return None
         if self.db_down_since is not None:
-            log.warning("%s: database back after %.1fs", self.channel, time.monotonic() - self.db_down_since)
+            log.warning("%s: database back after %.1fs", self.channel, self.clock() - self.db_down_since)
             self.db_down_since = None
         return result
 
@@ -275,9 +279,9 @@ class Supervisor:
 
     def sample(self, health):
         """Buffer a coarse metrics sample every RETROVUE_METRICS_SAMPLE_SECONDS."""
-        if not self.reported_running or time.monotonic() < self.next_sample:
+        if not self.reported_running or self.clock() < self.next_sample:
             return
-        self.next_sample = time.monotonic() + settings.RETROVUE_METRICS_SAMPLE_SECONDS
+        self.next_sample = self.clock() + settings.RETROVUE_METRICS_SAMPLE_SECONDS
         self.samples.append(MetricSample(
             stream_id=self.stream.pk, channel_id=self.channel.pk, at=timezone.now(),
             restart_count=self.restart_count, **{k: health.get(k) for k in MetricSample.FIELDS}))
@@ -290,7 +294,7 @@ class Supervisor:
 
     def heartbeat(self):
         """Renew the lease and read the desired state; stop if the channel is no longer ours."""
-        self.next_heartbeat = time.monotonic() + settings.RETROVUE_HEARTBEAT_SECONDS
+        self.next_heartbeat = self.clock() + settings.RETROVUE_HEARTBEAT_SECONDS
         health = self.ffmpeg.health() if self.restart_at is None else {}
         if health and health.get("bitrate_kbps") is None:
             health["bitrate_kbps"] = output_bitrate_kbps(self.plan.hls_dir)
@@ -335,13 +339,13 @@ class Supervisor:
 
     def write_final(self, writes, patience):
         """The run's last words must land: retry while the database is away, up to `patience`."""
-        deadline = time.monotonic() + patience
+        deadline = self.clock() + patience
         pending = list(writes)
         while pending:
             if self.db_write(pending[0]) is None and self.db_down_since is not None:
-                if time.monotonic() > deadline:
+                if self.clock() > deadline:
                     log.error("%s: could not record the end of the run; the sweep will", self.channel)
                     return
-                time.sleep(0.5)
+                self.wait(timeout=0.5)
                 continue
             pending.pop(0)

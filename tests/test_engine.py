@@ -62,6 +62,7 @@ class FakeMode:
     fmt = Format(64, 48, Fraction(FPS))
     lead = 0.0
     slate_piece = None
+    live = ()  # the fakes start no processes
 
     def __init__(self, clock, stop_after, short=()):
         self.clock, self.stop_after, self.short = clock, stop_after, set(short)

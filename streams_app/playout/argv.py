@@ -45,7 +45,9 @@ def encode_args(plan):
     video = _encoder(stream.get("video_codec", "h264"), VIDEO_CODECS, "libx264")
     audio = _encoder(stream.get("audio_codec", "aac"), AUDIO_CODECS, "aac")
     gop = str(max(1, round(float(plan.fmt.fps) * HLS_SEGMENT_SECONDS)))
-    args = ["-c:v", video, "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop]
+    # Square pixels for players; the fps filter hands each frame to the encoder as it comes
+    # (without it FFmpeg holds one back to time it: 72 ms steady jitter instead of 42, bench/transitions.py).
+    args = ["-vf", f"setsar=1,fps={plan.fmt.fps}", "-c:v", video, "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop]
     if video in X264_FAMILY:
         args += ["-preset", quality.get("preset", "veryfast"), "-sc_threshold", "0"]
         args += ["-crf", str(quality["crf"])] if "crf" in quality else ["-b:v", stream.get("bitrate", "3000k")]
@@ -75,7 +77,7 @@ def passthrough_argv(plan):
     """Copy output stage: one MPEG-TS on stdin (spliced by the pacer), passed through. The pacer
     feeds in real time, so the first PAT/PMT and keyframe say all there is to probe."""
     return [plan.ffmpeg, *OUTPUT_STAGE,
-            "-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "200000", "-i", "pipe:0",
+            "-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "80000", "-fpsprobesize", "0", "-i", "pipe:0",
             "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", *LOW_LATENCY_MUX, *output_args(plan)]
 
 

@@ -27,46 +27,34 @@ _slate_lock = threading.Lock()
 
 
 class Reader(SourceProcess):
-    """One segment as MPEG-TS; packets are taken as bytearrays to rewrite."""
+    """One segment as MPEG-TS, taken in chunks of whole packets (bytearrays to rewrite)."""
 
     def __init__(self, mode, argv_):
-        self.mode = mode
-        super().__init__(argv_)
-        self.data, self.pos = b"", 0
-        self.eof = False
+        super().__init__(mode, argv_)
+        self.rest = b""  # the start of a packet whose end has not come yet
 
     def ready(self):
         """True once the reader has output waiting (it has started)."""
-        return self.buffered() or self.has_output()
+        return self.has_output()
 
-    def buffered(self):
-        return self.pos + PACKET <= len(self.data)
-
-    def packets(self, stopped):
-        """Packets until the end of its output (or a stop); None while it keeps us waiting."""
-        while True:
-            while self.pos + PACKET > len(self.data):
-                if self.eof or stopped.is_set():
-                    return
-                yield None
-                if not select.select([self.fd], [], [], 0.1)[0]:
-                    continue
-                chunk = os.read(self.fd, READ_SIZE)
-                if not chunk:
-                    self.eof = True
-                    continue
-                self.data = self.data[self.pos:] + chunk
-                self.pos = 0
-                if self.data[0] != 0x47:  # never from FFmpeg's muxer; resynchronise if it happens
-                    sync = self.data.find(b"\x47")
-                    self.data = self.data[sync:] if sync >= 0 else b""
-            packet = bytearray(self.data[self.pos:self.pos + PACKET])
-            self.pos += PACKET
-            yield packet
-
-    def close(self):
-        super().close()
-        self.mode.closed(self)
+    def chunks(self, stopped):
+        """Whole packets as they come, until the end of its output (or a stop); None while it
+        keeps us waiting."""
+        while not stopped.is_set():
+            yield None
+            if not select.select([self.fd], [], [], 0.1)[0]:
+                continue
+            data = os.read(self.fd, READ_SIZE)
+            if not data:
+                return
+            data = self.rest + data
+            if data[0] != 0x47:  # never from FFmpeg's muxer; resynchronise if it happens
+                sync = data.find(b"\x47")
+                data = data[sync:] if sync >= 0 else b""
+            whole = len(data) - len(data) % PACKET
+            self.rest = data[whole:]
+            if whole:
+                yield bytearray(data[:whole])
 
 
 class CopyMode(Mode):
@@ -78,16 +66,17 @@ class CopyMode(Mode):
         super().__init__(plan)
         self.copies_audio = plan.stream.get("audio_codec", "copy") == "copy"
         self.has_audio = has_audio
-        self.output = None
+        self.fd = None
+        self.buffer = bytearray()  # units written, sent when the pacer waits (or 64 KB gathered)
+        self.continuity = Continuity()
         self.last_audio_pts = None  # audio never steps back across a splice
         self.slate = None
 
     def spawn_output(self, spawn):
         run = spawn(argv.passthrough_argv(self.plan))
-        fd = os.dup(run.proc.stdin.fileno())
+        self.fd = os.dup(run.proc.stdin.fileno())
         run.proc.stdin.close()
-        self.fds = [fd]
-        self.output = Continuity(lambda data: pipes.write_all(fd, data))
+        self.fds = [self.fd]
         # The slate clip is made once per format; make it now rather than at the first gap.
         threading.Thread(target=self.slate_path, name="copy-slate", daemon=True).start()
         return run
@@ -107,25 +96,49 @@ class CopyMode(Mode):
         return self.started(Reader(self, argv.reader_argv(self.plan, source, in_point, seconds, has_audio)))
 
     def units(self, reader, start, end, stopped):
-        """The slot's packets: (DTS in seconds or None, begins a frame, packet)."""
+        """The slot's packets, a unit from each PES that is due to the next: (its DTS in
+        seconds, or None for what goes out at once, whether it begins a frame, the packets).
+        Packets are rewritten in place; only a PES start or a PCR is looked at for long."""
         splice = Splice(self.fmt, start, end, self.last_audio_pts)
-        for packet in reader.packets(stopped):
-            if packet is None:
+        unit, due, frame_start = bytearray(), None, False
+        for chunk in reader.chunks(stopped):
+            if chunk is None:
+                if unit:
+                    self.last_audio_pts = splice.last_audio_pts
+                    yield due, frame_start, unit
+                    unit, due, frame_start = bytearray(), None, False
                 yield None
                 continue
-            due = splice.feed(packet)
-            self.last_audio_pts = splice.last_audio_pts
-            if due is not None:
-                yield (None if due is True else (due - BASE) / CLOCK), splice.frame_start, packet
+            view = memoryview(chunk)
+            for offset in range(0, len(chunk), PACKET):
+                packet = view[offset:offset + PACKET]
+                verdict = splice.feed(packet)
+                if verdict is None:
+                    continue
+                if verdict is not True:  # a PES due at its DTS: a new unit
+                    if unit:
+                        self.last_audio_pts = splice.last_audio_pts
+                        yield due, frame_start, unit
+                    unit, due, frame_start = bytearray(), (verdict - BASE) / CLOCK, splice.frame_start
+                self.continuity.stamp(packet)
+                unit += packet
+                if splice.done:
+                    break
             if splice.done:
-                return
+                break
+        self.last_audio_pts = splice.last_audio_pts
+        if unit:
+            yield due, frame_start, unit
 
-    def write(self, packet):
-        self.output.put(packet)
+    def write(self, packets):
+        self.buffer += packets
+        if len(self.buffer) >= READ_SIZE:
+            self.flush()
 
     def flush(self):
-        if self.output:
-            self.output.flush()
+        if self.buffer:
+            pipes.write_all(self.fd, self.buffer)
+            self.buffer = bytearray()
 
 
 def slate_clip(plan):

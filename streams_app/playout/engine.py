@@ -78,7 +78,7 @@ class Pacer(threading.Thread):
         self.mode.close()
 
     def readers(self):
-        """The live readers of this run (for counting every process of the channel)."""
+        """The readers of the segments airing, prepared and switched to."""
         pending = [f.result() for f in (self.following, self.switching) if f and f.done() and not f.exception()]
         return [e.reader for e in [self.current, *pending] if e]
 
@@ -120,7 +120,7 @@ class Pacer(threading.Thread):
             self.error = exc
             log.exception("pacer failed")
         finally:
-            for reader in self.readers():
+            for reader in {*self.readers(), *self.mode.live}:
                 reader.close()
 
     def play(self):
@@ -134,8 +134,10 @@ class Pacer(threading.Thread):
             self.begin(self.next_entry(0))
             while not self.stopped.is_set():
                 self.air_current(start)
-        finally:
             self.mode.flush()
+        finally:
+            # Whatever ended the loop (a stop, a dead output stage), nothing is left preparing:
+            # the readers it started are closed in run().
             self.prepare.shutdown(wait=True)
 
     def begin(self, entry):

@@ -57,7 +57,10 @@ class SourceProcess:
     whose output waits in its pipe until the pacer takes it. Its CPU time is kept when it ends,
     so a channel's cost counts every process it ran."""
 
-    def __init__(self, argv, pass_fds=()):
+    def __init__(self, mode, argv, pass_fds=(), own_fds=()):
+        self.mode = mode
+        self.own_fds = list(own_fds)  # our ends of its other pipes, closed with it
+        self.closing = threading.Lock()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, pass_fds=pass_fds, bufsize=0,
                                      start_new_session=True,
@@ -88,9 +91,16 @@ class SourceProcess:
             return f"exited with code {self.proc.returncode}"
 
     def close(self):
-        try:
-            times = psutil.Process(self.proc.pid).cpu_times()
-            self.cpu_seconds = times.user + times.system
-        except psutil.Error:
-            pass
-        process.discard(self.proc)
+        """Stop it and release its pipes, once (the pacer and its clean-up may both ask)."""
+        with self.closing:
+            if self.proc.stdout.closed:
+                return
+            try:
+                times = psutil.Process(self.proc.pid).cpu_times()
+                self.cpu_seconds = times.user + times.system
+            except psutil.Error:
+                pass
+            process.discard(self.proc)
+            fds, self.own_fds = self.own_fds, []
+            pipes.close_quietly(*fds)
+        self.mode.closed(self)

@@ -19,7 +19,6 @@ HALF_WRAP = 1 << 32
 CLOCK = 90000
 # The channel's timeline starts here, so that DTS before PTS (B-frames) stays positive.
 BASE = 10 * CLOCK
-BATCH = 1 << 16
 
 
 # --- MPEG-TS fields -----------------------------------------------------------------------------
@@ -61,14 +60,12 @@ def pts_of(fmt, frame):
 
 class Continuity:
     """One transport stream out of many: continuity counters that run on whatever segment the
-    packets came from. Packets are batched until `flush` (the pacer flushes before it waits)."""
+    packets came from."""
 
-    def __init__(self, write):
-        self.write = write
+    def __init__(self):
         self.cc = {}
-        self.buffer = bytearray()
 
-    def put(self, packet):
+    def stamp(self, packet):
         pid = ((packet[1] & 0x1F) << 8) | packet[2]
         if packet[3] & 0x10:  # payload: the counter advances
             cc = (self.cc.get(pid, 15) + 1) & 0x0F
@@ -76,14 +73,6 @@ class Continuity:
         else:  # adaptation field only: the counter stays
             cc = self.cc.get(pid, 0)
         packet[3] = (packet[3] & 0xF0) | cc
-        self.buffer += packet
-        if len(self.buffer) >= BATCH:
-            self.flush()
-
-    def flush(self):
-        if self.buffer:
-            self.write(self.buffer)
-            self.buffer = bytearray()
 
 
 class Splice:

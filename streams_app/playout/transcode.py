@@ -16,22 +16,16 @@ class Decoder(SourceProcess):
     """One segment's frames on stdout and samples on a second pipe."""
 
     def __init__(self, mode, segment, frames, samples, has_audio):
-        self.mode = mode
         self.audio_read, audio_write = pipes.big_pipe(1 << 18)
         try:
-            super().__init__(argv.decoder_argv(mode.plan, segment, frames, samples, audio_write, has_audio),
-                             pass_fds=(audio_write,))
+            super().__init__(mode, argv.decoder_argv(mode.plan, segment, frames, samples, audio_write, has_audio),
+                             pass_fds=(audio_write,), own_fds=(self.audio_read,))
         finally:
             os.close(audio_write)
 
     def ready(self):
         """True once the first frame is waiting in the pipe (the decoder has started)."""
         return self.has_output()
-
-    def close(self):
-        super().close()
-        pipes.close_quietly(self.audio_read)
-        self.mode.closed(self)
 
 
 class TranscodeMode(Mode):

@@ -1,0 +1,134 @@
+"""The supervisor a step at a time: fake runs of the engine, a fake clock, the real database.
+Each step waits for its next deadline (the fake clock jumps there) and does one thing."""
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from channels_app.models import Channel
+from streams_app.models import Alert, Stream
+from streams_app.supervisor import Supervisor
+
+from .factories import make_channel
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, timeout=None):
+        self.now += timeout or 0.0
+        return False
+
+
+class FakeRun:
+    """What the supervisor sees of a run of the engine: progress, an exit, a stall."""
+
+    def __init__(self, clock):
+        self.clock, self.pid = clock, 4242
+        self.started_at = self.last_advance_at = clock()
+        self.first_progress_at, self.code, self.stops = None, None, 0
+
+    @property
+    def producing(self):
+        return self.first_progress_at is not None
+
+    def advance(self):
+        self.last_advance_at = self.clock()
+        self.first_progress_at = self.first_progress_at or self.clock()
+
+    def exit_code(self):
+        return self.code
+
+    def stalled_for(self):
+        return self.clock() - self.last_advance_at if self.producing else 0.0
+
+    def health(self):
+        return {"frame": 1, "speed": 1.0}
+
+    def error_tail(self):
+        return "Conversion failed!"
+
+    def stop(self, grace=3.0):
+        self.stops += 1
+        return self.code
+
+    kill = stop
+
+
+@pytest.fixture
+def supervised(transactional_db):
+    channel = make_channel(90, port=5090, failover_settings={"max_restart_attempts": 2, "restart_delay_seconds": 1})
+    Channel.objects.filter(pk=channel.pk).update(generation=1, desired_state="RUNNING", status="STARTING")
+    stream = Stream.objects.create(channel=channel, host="test-a", generation=1, heartbeat_at=timezone.now())
+    clock, runs = FakeClock(), []
+
+    def start_run(plan, channel_id, spawn):
+        runs.append(FakeRun(clock))
+        return runs[-1], None
+
+    supervisor = Supervisor(stream.pk, clock=clock, wait=clock.wait, start_run=start_run)
+    assert supervisor.launch() is None
+    return supervisor, clock, runs, stream
+
+
+def status(stream):
+    return Stream.objects.values_list("status", flat=True).get(pk=stream.pk)
+
+
+def test_first_progress_marks_the_run_running(supervised):
+    supervisor, clock, runs, stream = supervised
+    assert len(runs) == 1 and status(stream) == "STARTING"
+    runs[0].advance()
+    assert supervisor.step() is None
+    assert status(stream) == "RUNNING" and Channel.objects.get(pk=stream.channel_id).status == "RUNNING"
+
+
+def test_a_crash_restarts_after_the_delay_and_a_loop_fails_the_run(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    runs[0].code = 1
+    assert supervisor.step() is None  # counted, restart due in 1 s
+    assert status(stream) == "STARTING" and len(runs) == 1
+    while len(runs) == 1:
+        assert supervisor.step() is None
+    assert clock.now - runs[0].last_advance_at >= 1.0  # not before the delay
+    runs[1].advance()
+    supervisor.step()
+    assert status(stream) == "RUNNING"
+    for run_index in (1, 2):  # two more crashes: the policy allows 2 restarts
+        runs[run_index].code = 1
+        outcome = supervisor.step()
+        while outcome is None and len(runs) == run_index + 1:
+            outcome = supervisor.step()
+        if outcome:
+            break
+        runs[run_index + 1].advance()
+        supervisor.step()
+    assert outcome == Supervisor.FAILED and "restart loop" in supervisor.failure_reason
+    assert Alert.objects.filter(kind="RESTART_LOOP", channel_id=stream.channel_id, cleared_at=None).exists()
+
+
+def test_a_stalled_run_is_killed_and_restarted(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    clock.now += settings.RETROVUE_STALL_SECONDS + 0.1  # no progress since
+    assert supervisor.step() is None
+    assert runs[0].stops == 1 and "stalled" in Stream.objects.get(pk=stream.pk).status_reason
+    assert Alert.objects.filter(kind="STALL", channel_id=stream.channel_id).exists()
+
+
+def test_a_stopped_channel_ends_the_run_at_its_next_heartbeat(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    Channel.objects.filter(pk=stream.channel_id).update(desired_state="STOPPED")
+    outcome = None
+    while outcome is None:
+        runs[0].advance()
+        outcome = supervisor.step()
+    assert outcome == Supervisor.STOPPED
