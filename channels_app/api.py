@@ -33,8 +33,4 @@ class ChannelConfigView(APIView):
 
     def put(self, request, ref):
         channel = services.update_config(services.get_channel(ref), request.data)
-        data = channel_data(channel)
-        needs = services.restart_needed(channel, request.data)
-        data["restart_required"], data["restart_for"] = bool(needs), needs
-        data["applied_live"] = sorted(set(request.data) & services.LIVE_FIELDS)
-        return Response(data)
+        return Response({**channel_data(channel), **services.change_outcome(channel, request.data)})

@@ -119,11 +119,13 @@ def update_config(channel, data):
     return get_channel(channel.pk)
 
 
-def restart_needed(channel, changed):
-    """The changed fields a running channel applies only at a restart (none when stopped)."""
-    if channel.status not in (Channel.Status.STARTING, Channel.Status.RUNNING):
-        return []
-    return sorted(set(changed) - LIVE_FIELDS)
+def change_outcome(channel, changed):
+    """What a change of the fields `changed` does on air: the fields a running channel applies
+    only at a restart (none when stopped), and those it airs without one."""
+    running = channel.status in (Channel.Status.STARTING, Channel.Status.RUNNING)
+    needs = sorted(set(changed) - LIVE_FIELDS) if running else []
+    return {"restart_required": bool(needs), "restart_for": needs,
+            "applied_live": sorted(set(changed) & LIVE_FIELDS)}
 
 
 def playlist_sources(paths, stream=None, adopt_format=False):

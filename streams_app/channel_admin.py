@@ -102,9 +102,9 @@ class ChannelAdmin(admin.ModelAdmin):
                       if k in form.changed_data}
             changes = {**config, **fields}
             channel = services.update_config(services.get_channel(channel.pk), changes)
-            needs = services.restart_needed(channel, changes)
-            if needs:
-                self.message_user(request, f"{channel}: restart it to apply {', '.join(needs)}.",
+            outcome = services.change_outcome(channel, changes)
+            if outcome["restart_required"]:
+                self.message_user(request, f"{channel}: restart it to apply {', '.join(outcome['restart_for'])}.",
                                   messages.WARNING)
             if "playlist" in fields:
                 self.message_user(request, f"{channel}: the new playlist airs from the next segment.")

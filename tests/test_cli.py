@@ -70,3 +70,18 @@ def test_cli_start_and_stop_a_channel(live_host, media, free_port):
     assert metrics["host"] == live_host.host
     assert retrovue("channel", "stop", "3").returncode == 0
     wait_status(3, "STOPPED")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_configure_says_what_airs_live_and_refuses_bad_input_in_one_line(media):
+    assert retrovue("channel", "create", "Five", "--number", "5").returncode == 0
+    done = retrovue("channel", "configure", "5", "--playlist", str(media["clip"]), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    # stopped: nothing waits for a restart; the playlist is the kind of change that airs live
+    assert data["restart_required"] is False and data["applied_live"] == ["playlist"]
+    assert data["playlist"] == [str(media["clip"])]
+    bad = retrovue("channel", "configure", "5", "--playlist", "/etc/passwd")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "outside the media roots" in bad.stderr
+    assert Channel.objects.get(number=5).playlist == [str(media["clip"])]  # nothing half-written

@@ -159,7 +159,7 @@ class Pacer(threading.Thread):
                 self.frame = k
                 if self.at_frame(k):
                     return  # cut to a switch: this frame does not air
-            if due is not None:
+            if frame_start and due is not None:  # what follows a frame goes out with it
                 delay = start + due - self.mode.lead - self.clock()
                 if delay > 0:
                     self.mode.flush()

@@ -1,4 +1,5 @@
-"""`retrovue channel create|start|stop|status|list|delete`: the CLI over channels_app.services."""
+"""`retrovue channel create|configure|start|stop|status|list|delete|switch`: the CLI over
+channels_app.services and streams_app.lifecycle."""
 from channels_app import schedules, services
 from channels_app.models import Channel
 from channels_app.profiles import QUALITY_PROFILES
@@ -22,6 +23,16 @@ def _ref(parser):
     parser.add_argument("channel", help="channel UUID or number")
 
 
+def _configure_args(parser):
+    _ref(parser)
+    parser.add_argument("--name")
+    parser.add_argument("--quality", choices=list(QUALITY_PROFILES))
+    parser.add_argument("--output", help="udp://ADDRESS:PORT (unicast or multicast)")
+    parser.add_argument("--playlist", nargs="*", metavar="FILE",
+                        help="media files under RETROVUE_MEDIA_ROOTS (none: the slate)")
+    parser.add_argument("--description")
+
+
 def _switch_args(parser):
     _ref(parser)
     parser.add_argument("asset", help="media asset id or file path (imported if needed)")
@@ -38,6 +49,7 @@ class Command(ServiceCommand):
     help = "Create, start, stop and inspect channels."
     subcommands = {
         "create": ("create a channel", _create_args),
+        "configure": ("change a channel; says what airs live and what needs a restart", _configure_args),
         "start": ("start a channel (returns once queued)", _ref),
         "stop": ("stop a channel", _ref),
         "status": ("show a channel", _ref),
@@ -59,6 +71,21 @@ class Command(ServiceCommand):
             data["network_settings"] = parse_output_url(output)
         channel = services.create_channel(data)
         self.emit(channel_data(channel), json, f"created channel {channel.number} ({channel.id})")
+
+    def do_configure(self, channel, name, quality, output, playlist, description, json, **_):
+        data = {key: value for key, value in (("name", name), ("quality", quality), ("playlist", playlist),
+                                              ("description", description)) if value is not None}
+        if output:
+            data["network_settings"] = parse_output_url(output)
+        found = services.update_config(services.get_channel(channel), data)
+        outcome = services.change_outcome(found, data)
+        lines = [f"channel {found.number} changed"]
+        if outcome["applied_live"]:
+            lines.append(f"on air from the next segment: {', '.join(outcome['applied_live'])}")
+        if outcome["restart_required"]:
+            lines.append(f"restart to apply ({', '.join(outcome['restart_for'])}): "
+                         f"retrovue stream restart {found.number}")
+        self.emit({**channel_data(found), **outcome}, json, "\n".join(lines))
 
     def do_start(self, channel, json, **_):
         data = channel_data(lifecycle.start_channel(services.get_channel(channel)))
