@@ -128,3 +128,25 @@ def test_a_copy_playlist_airs_in_its_sources_format_across_loop_points(live_host
     assert len(dts) > 75 and all(b > a for a, b in zip(dts, dts[1:])), "video DTS not increasing"
     steps = {b - a for a, b in zip(dts, dts[1:])}
     assert steps == {90000 // 25}, f"DTS steps {sorted(steps)[:5]}: not one 25 fps frame each"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_schedule_put_on_a_running_playlist_channel_airs_from_its_next_segment(mode, api, live_host, free_port,
+                                                                                 tmp_path):
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    number = 660 + list(MODES).index(mode)
+    playlist_channel(free_port, number, [red], mode)
+    recorder = UdpRecorder(free_port)
+    api.post(f"/api/channels/{number}/start")
+    wait_status(number, "RUNNING", timeout=20)
+    pid = Stream.objects.get(channel__number=number).pid
+    put = api.put(f"/api/channels/{number}/schedule", {"loop": True, "programs": [{"asset": blue.pk}]},
+                  format="json")
+    assert put.status_code == 200, put.data
+    capture = record(recorder, 6 + 3, tmp_path, "schedule")  # red ends within 6 s, then blue
+    colours = [colour for colour, _, _ in runs(frame_colours(capture))]
+    # blue (joined where the schedule's clock is) right after red's segment, then the slate
+    assert "blue" in colours and colours[colours.index("blue") - 1] == "red", colours
+    run = Stream.objects.get(channel__number=number)
+    assert (run.pid, run.restart_count) == (pid, 0)
