@@ -53,6 +53,7 @@ class FakeReader:
 
     def close(self):
         self.closed = True
+        self.mode.live.discard(self)
 
 
 class FakeMode:
@@ -62,16 +63,17 @@ class FakeMode:
     fmt = Format(64, 48, Fraction(FPS))
     lead = 0.0
     slate_piece = None
-    live = ()  # the fakes start no processes
 
     def __init__(self, clock, stop_after, short=()):
         self.clock, self.stop_after, self.short = clock, stop_after, set(short)
-        self.written, self.opened = [], []
+        self.written, self.opened, self.live = [], [], set()
         self.pacer = None
 
     def open(self, segment, frames):
         reader = FakeReader(segment, frames, short_by=frames // 2 if segment.source in self.short else 0)
+        reader.mode = self
         self.opened.append(reader)
+        self.live.add(reader)
         return reader
 
     def units(self, reader, start, end, stopped):

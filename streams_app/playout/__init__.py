@@ -10,7 +10,7 @@ def start(plan, channel_id, spawn, **pacer_options):
     """Spawn a run's output stage with `spawn(argv, pass_fds=())` and start feeding it the
     channel's timeline; returns (what `spawn` returned, the running pacer)."""
     mode_class = CopyMode if plan.copy else TranscodeMode
-    feed = ChannelFeed(channel_id, slate_piece=mode_class.slate_piece)
+    feed = ChannelFeed(channel_id)
     mode = mode_class(plan, has_audio=feed.has_audio)
     run = mode.spawn_output(spawn)
     pacer = Pacer(mode, feed, **pacer_options)

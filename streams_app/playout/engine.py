@@ -77,11 +77,6 @@ class Pacer(threading.Thread):
         self.join(timeout=5)
         self.mode.close()
 
-    def readers(self):
-        """The readers of the segments airing, prepared and switched to."""
-        pending = [f.result() for f in (self.following, self.switching) if f and f.done() and not f.exception()]
-        return [e.reader for e in [self.current, *pending] if e]
-
     # --- the frame grid -------------------------------------------------------------------------
     def time_at(self, frame):
         return self.origin + timedelta(seconds=float(frame / self.fmt.fps))
@@ -91,6 +86,8 @@ class Pacer(threading.Thread):
 
     def entry(self, segment, start, end=None):
         end = max(start + 1, self.frame_at(segment.end) if end is None else end)
+        if segment.source is None and self.mode.slate_piece:  # the slate, in pieces its reader airs whole
+            end = min(end, start + round(self.mode.slate_piece.total_seconds() * self.fmt.fps))
         return Entry(segment, start, end, self.mode.open(segment, end - start))
 
     def next_entry(self, frame):
@@ -120,7 +117,7 @@ class Pacer(threading.Thread):
             self.error = exc
             log.exception("pacer failed")
         finally:
-            for reader in {*self.readers(), *self.mode.live}:
+            for reader in list(self.mode.live):  # whatever it started and did not close yet
                 reader.close()
 
     def play(self):
@@ -193,11 +190,8 @@ class Pacer(threading.Thread):
         if aired == 0:
             self.prepare.submit(self.feed.unreadable, entry.segment, reason)
         start = entry.start + aired
-        piece = self.mode.slate_piece
-        end = entry.end if piece is None else min(entry.end, start + round(piece.total_seconds() * self.fmt.fps))
-        slate = replace(entry.segment, kind="slate", source=None, in_point=0.0,
-                        start=self.time_at(start), end=self.time_at(end))
-        self.begin(Entry(slate, start, end, self.mode.open(slate, end - start)))
+        slate = replace(entry.segment, kind="slate", source=None, in_point=0.0, start=self.time_at(start))
+        self.begin(self.entry(slate, start, entry.end))
 
     def at_frame(self, k):
         """At the start of frame k: pre-roll the next segment, poll for a switch, and cut to a

@@ -22,9 +22,8 @@ LOOKAHEAD = timedelta(hours=1)
 
 
 class ChannelFeed:
-    def __init__(self, channel_id, slate_piece=None):
+    def __init__(self, channel_id):
         self.channel_id = channel_id
-        self.slate_piece = slate_piece  # the longest slate segment the mode can air in one go
         self.audio = {}
         self.since = timezone.now()  # switch requests from before this run began are stale
 
@@ -36,19 +35,7 @@ class ChannelFeed:
         except DatabaseError as exc:
             log.warning("channel %s: timeline unavailable (%s); airing the slate", self.channel_id, exc)
             segments = [timeline.Segment(at, at + SLATE_WHILE_AWAY, "slate", None, 0.0)]
-        return self.pieces(segments) if self.slate_piece else segments
-
-    def pieces(self, segments):
-        """Slate segments cut to at most `slate_piece` each."""
-        out = []
-        for segment in segments:
-            start = segment.start
-            while segment.kind == "slate" and segment.end - start > self.slate_piece:
-                out.append(timeline.Segment(start, start + self.slate_piece, "slate", None, 0.0, title=segment.title))
-                start += self.slate_piece
-            out.append(segment if start == segment.start else
-                       timeline.Segment(start, segment.end, "slate", None, 0.0, title=segment.title))
-        return out
+        return segments
 
     def unreadable(self, segment, reason):
         """An alert that names the source the slate stands in for, and why."""
