@@ -27,6 +27,16 @@ def playlist_channel(port, number, playlist, mode):
                         stream_settings={"resolution": "320x240", "frame_rate": FPS}, **fast)
 
 
+def airing_red(api, port, number, mode):
+    """A running playlist channel of red, recorded from its start: (blue, recorder, its run's pid)."""
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    playlist_channel(port, number, [red], mode)
+    recorder = UdpRecorder(port)
+    api.post(f"/api/channels/{number}/start")
+    wait_status(number, "RUNNING", timeout=20)
+    return blue, recorder, Stream.objects.get(channel__number=number).pid
+
+
 def record(recorder, seconds, tmp_path, name):
     time.sleep(seconds)
     recorder.stop()
@@ -64,13 +74,8 @@ def test_a_switch_airs_within_a_second_on_playlist_and_slate_channels(kind, mode
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("mode", MODES)
 def test_a_new_playlist_airs_from_the_next_segment_without_a_restart(mode, api, live_host, free_port, tmp_path):
-    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
     number = 630 + list(MODES).index(mode)
-    playlist_channel(free_port, number, [red], mode)
-    recorder = UdpRecorder(free_port)
-    api.post(f"/api/channels/{number}/start")
-    wait_status(number, "RUNNING", timeout=20)
-    pid = Stream.objects.get(channel__number=number).pid
+    blue, recorder, pid = airing_red(api, free_port, number, mode)
     changed = api.put(f"/api/channels/{number}/config", {"playlist": [blue.source]}, format="json")
     assert changed.status_code == 200, changed.data
     assert changed.data["restart_required"] is False and changed.data["applied_live"] == ["playlist"]
@@ -134,13 +139,8 @@ def test_a_copy_playlist_airs_in_its_sources_format_across_loop_points(live_host
 @pytest.mark.parametrize("mode", MODES)
 def test_a_schedule_put_on_a_running_playlist_channel_airs_from_its_next_segment(mode, api, live_host, free_port,
                                                                                  tmp_path):
-    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
     number = 660 + list(MODES).index(mode)
-    playlist_channel(free_port, number, [red], mode)
-    recorder = UdpRecorder(free_port)
-    api.post(f"/api/channels/{number}/start")
-    wait_status(number, "RUNNING", timeout=20)
-    pid = Stream.objects.get(channel__number=number).pid
+    blue, recorder, pid = airing_red(api, free_port, number, mode)
     put = api.put(f"/api/channels/{number}/schedule", {"loop": True, "programs": [{"asset": blue.pk}]},
                   format="json")
     assert put.status_code == 200, put.data
