@@ -20,6 +20,7 @@ The timeline is a `feed` (`upcoming(at)`: segments from wall-clock time `at`; `p
 segment to cut to now, or None). Nothing here reads the clock of the world but `origin`: tests
 drive it with fake modes and feeds.
 """
+import collections
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from django.utils import timezone
 log = logging.getLogger("retrovue.playout")
 
 PREROLL_SECONDS = 2.0
+RECENT = 256
 
 
 @dataclass
@@ -61,11 +63,11 @@ class Pacer(threading.Thread):
         self.executor = executor or (lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="playout-prepare"))
         self.preroll = int(PREROLL_SECONDS * self.fmt.fps)
         self.switch_every = max(1, int(switch_poll_seconds * self.fmt.fps))
-        self.frame = 0
         self.current = self.following = self.switching = None  # an Entry, then two futures
-        self.aired = []  # (frame, segment) of each cut, for reports and tests
-        self.short = []  # (segment, frames aired, frames scheduled) of segments that ran short
-        self.error = None
+        # The recent cuts (frame, segment) and segments that ran short (segment, aired, scheduled):
+        # bounded, a channel runs for months.
+        self.aired = collections.deque(maxlen=RECENT)
+        self.short = collections.deque(maxlen=RECENT)
         self.prepare = None
 
     # --- control --------------------------------------------------------------------------------
@@ -109,12 +111,10 @@ class Pacer(threading.Thread):
     def run(self):
         try:
             self.play()
-        except (BrokenPipeError, OSError) as exc:
-            self.error = exc
+        except OSError as exc:
             if not self.stopped.is_set():
                 log.warning("pacer stopped: %s", exc)
-        except Exception as exc:  # the output stage starves and the supervisor restarts the run
-            self.error = exc
+        except Exception:  # the output stage starves and the supervisor restarts the run
             log.exception("pacer failed")
         finally:
             for reader in list(self.mode.live):  # whatever it started and did not close yet
@@ -139,7 +139,6 @@ class Pacer(threading.Thread):
 
     def begin(self, entry):
         self.current = entry
-        self.frame = entry.start
         self.aired.append((entry.start, entry.segment))
 
     def air_current(self, start):
@@ -153,7 +152,6 @@ class Pacer(threading.Thread):
             if frame_start:
                 k = entry.start + aired
                 aired += 1
-                self.frame = k
                 if self.at_frame(k):
                     return  # cut to a switch: this frame does not air
             if frame_start and due is not None:  # what follows a frame goes out with it
