@@ -14,6 +14,7 @@ from .models import MediaAsset, Program, TransitionRule
 log = logging.getLogger("retrovue.programming")
 # The engine prepares a segment this long before it airs (its pre-roll, with a margin).
 CHANGE_MARGIN = timedelta(seconds=3)
+WINDOWS = (timedelta(hours=1), timedelta(days=1))
 
 
 def schedule_items(schedule):
@@ -63,11 +64,21 @@ def channel_segments(channel, since=None, until=None, hours=6):
                              loop=schedule.loop, tz=schedule.timezone, filler=filler, close_gaps=close_gaps)
 
 
+def upcoming(channel, at):
+    """Segments from `at` on, the first two whole: an hour is asked first (a playlist of short
+    clips makes many segments), then a day when that window cuts them (a long movie)."""
+    for window in WINDOWS:
+        segments = channel_segments(channel, since=at, until=at + window)
+        if len(segments) > 2:
+            break
+    return segments
+
+
 def next_boundary(channel, now=None):
     """Where a change of what a running channel airs takes effect: the first segment boundary
     the engine has not prepared yet (it prepares the next segment a couple of seconds ahead)."""
     now = now or timezone.now()
-    for segment in channel_segments(channel, since=now, until=now + timedelta(days=2)):
+    for segment in upcoming(channel, now):
         if segment.end >= now + CHANGE_MARGIN:
             return segment.end
     return now

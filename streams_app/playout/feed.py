@@ -18,7 +18,6 @@ from ..models import Alert
 
 log = logging.getLogger("retrovue.playout")
 SLATE_WHILE_AWAY = timedelta(seconds=5)
-LOOKAHEAD = timedelta(hours=1)
 
 
 class ChannelFeed:
@@ -31,7 +30,7 @@ class ChannelFeed:
         try:
             close_old_connections()
             channel = Channel.objects.select_related("current_schedule").get(pk=self.channel_id)
-            segments = programming.channel_segments(channel, since=at, until=at + LOOKAHEAD)
+            segments = programming.upcoming(channel, at)
         except DatabaseError as exc:
             log.warning("channel %s: timeline unavailable (%s); airing the slate", self.channel_id, exc)
             segments = [timeline.Segment(at, at + SLATE_WHILE_AWAY, "slate", None, 0.0)]
