@@ -197,7 +197,8 @@ def main():
     args = parse_args()
     args.levels = sorted(int(n) for n in args.levels.split(","))
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    os.environ.update({"RETROVUE_HOST_BANDWIDTH_MBPS": "10000", "RETROVUE_LOG_LEVEL": "WARNING"})
+    # As deployed: DEBUG off (with it, Django keeps every query of every thread for its debug page).
+    os.environ.update({"RETROVUE_HOST_BANDWIDTH_MBPS": "10000", "RETROVUE_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0"})
     common.configure_isolated(DATA_DIR, REDIS_URL)
     print(f"density, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}: {platform.node()}, "
           f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "

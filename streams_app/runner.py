@@ -70,13 +70,7 @@ class FFmpegRun:
 
     def processes(self):
         """Every live process of the run: the output stage and the readers feeding it."""
-        found = [self.ps]
-        for pid in self.feeder.mode.reader_pids() if self.feeder else ():
-            try:
-                found.append(psutil.Process(pid))
-            except psutil.Error:
-                continue
-        return found
+        return [self.ps, *(self.feeder.mode.reader_processes() if self.feeder else ())]
 
     def health(self):
         """The latest progress with the CPU (percent of one core, since the last call) and

@@ -17,7 +17,7 @@ from django.conf import settings
 from .. import process
 from . import argv, pipes
 from .modes import Mode, SourceProcess
-from .splice import BASE, CLOCK, PACKET, Continuity, Splice
+from .splice import BASE, CLOCK, PACKET, Splice, discontinuity
 
 READ_SIZE = 1 << 16
 # Slate gaps air as pieces of at most this long, each the slate clip from its start.
@@ -40,11 +40,14 @@ class Reader(SourceProcess):
     def chunks(self, stopped):
         """Whole packets as they come, until the end of its output (or a stop); None while it
         keeps us waiting."""
+        os.set_blocking(self.fd, False)
         while not stopped.is_set():
-            yield None
-            if not select.select([self.fd], [], [], 0.1)[0]:
+            try:
+                data = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:  # nothing yet: the pacer sends what it holds while we wait
+                yield None
+                select.select([self.fd], [], [], 0.1)
                 continue
-            data = os.read(self.fd, READ_SIZE)
             if not data:
                 return
             data = self.rest + data
@@ -68,7 +71,6 @@ class CopyMode(Mode):
         self.has_audio = has_audio
         self.fd = None
         self.buffer = bytearray()  # units written, sent when the pacer waits (or 64 KB gathered)
-        self.continuity = Continuity()
         self.last_audio_pts = None  # audio never steps back across a splice
         self.slate = None
 
@@ -98,7 +100,8 @@ class CopyMode(Mode):
     def units(self, reader, start, end, stopped):
         """The slot's packets, a unit from each PES that is due to the next: (its DTS in
         seconds, or None for what goes out at once, whether it begins a frame, the packets).
-        Packets are rewritten in place; only a PES start or a PCR is looked at for long."""
+        Only a packet that starts a PES, carries an adaptation field or belongs to a PID not
+        passed now is looked at one by one; runs of the others pass whole, untouched."""
         splice = Splice(self.fmt, start, end, self.last_audio_pts)
         unit, due, frame_start = bytearray(), None, False
         for chunk in reader.chunks(stopped):
@@ -109,19 +112,17 @@ class CopyMode(Mode):
                     unit, due, frame_start = bytearray(), None, False
                 yield None
                 continue
-            view, keep, counters = memoryview(chunk), splice.keep, self.continuity.cc
-            for offset in range(0, len(chunk), PACKET):
-                b1, b3 = chunk[offset + 1], chunk[offset + 3]
-                if b1 & 0x40 == 0 and b3 & 0x30 == 0x10:
-                    # Most packets: the payload of a PES in progress, no adaptation field. Only
-                    # its counter changes (what Splice.feed and Continuity.stamp would do).
-                    pid = ((b1 & 0x1F) << 8) | chunk[offset + 2]
-                    if keep.get(pid):
-                        counters[pid] = cc = (counters.get(pid, 15) + 1) & 0x0F
-                        chunk[offset + 3] = (b3 & 0xF0) | cc
-                        unit += view[offset:offset + PACKET]
+            headers = bytearray(len(chunk) // PACKET * 3)  # bytes 1-3 of each packet
+            headers[0::3], headers[1::3], headers[2::3] = chunk[1::PACKET], chunk[2::PACKET], chunk[3::PACKET]
+            view, at = memoryview(chunk), 0
+            while at < len(headers) and not splice.done:
+                run = splice.plain.match(headers, at) if splice.plain else None
+                if run:
+                    unit += view[at // 3 * PACKET:run.end() // 3 * PACKET]
+                    at = run.end()
                     continue
-                packet = view[offset:offset + PACKET]
+                packet = view[at // 3 * PACKET:at // 3 * PACKET + PACKET]
+                at += 3
                 verdict = splice.feed(packet)
                 if verdict is None:
                     continue
@@ -130,10 +131,11 @@ class CopyMode(Mode):
                         self.last_audio_pts = splice.last_audio_pts
                         yield due, frame_start, unit
                     unit, due, frame_start = bytearray(), (verdict - BASE) / CLOCK, splice.frame_start
-                self.continuity.stamp(packet)
+                pid = ((packet[1] & 0x1F) << 8) | packet[2]
+                if pid not in splice.marked:
+                    splice.marked.add(pid)
+                    unit += discontinuity(packet)
                 unit += packet
-                if splice.done:
-                    break
             if splice.done:
                 break
         self.last_audio_pts = splice.last_audio_pts

@@ -33,6 +33,9 @@ from django.utils import timezone
 log = logging.getLogger("retrovue.playout")
 
 PREROLL_SECONDS = 2.0
+# How often the timeline is asked for a switch: each ask is a query, and a switch must air
+# within a second (a reader starts in 0.1-0.3 s).
+SWITCH_POLL_SECONDS = 0.5
 RECENT = 256
 
 
@@ -49,7 +52,7 @@ class Entry:
 class Pacer(threading.Thread):
     """Feeds the output stage segment after segment, each unit when its time comes."""
 
-    def __init__(self, mode, feed, origin=None, switch_poll_seconds=0.2, clock=time.monotonic, wait=None,
+    def __init__(self, mode, feed, origin=None, switch_poll_seconds=SWITCH_POLL_SECONDS, clock=time.monotonic, wait=None,
                  executor=None):
         super().__init__(name="pacer", daemon=True)
         self.mode, self.feed = mode, feed
@@ -59,7 +62,7 @@ class Pacer(threading.Thread):
         # prepared: real ones on a live channel, fakes in tests that step the engine.
         self.clock = clock
         self.stopped = threading.Event()
-        self.wait = wait or self.stopped.wait
+        self.wait = wait or self.nap
         self.executor = executor or (lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="playout-prepare"))
         self.preroll = int(PREROLL_SECONDS * self.fmt.fps)
         self.switch_every = max(1, int(switch_poll_seconds * self.fmt.fps))
@@ -78,6 +81,15 @@ class Pacer(threading.Thread):
         """After the output stage is gone: let the thread end, then release the mode's pipes."""
         self.join(timeout=5)
         self.mode.close()
+
+    def nap(self, seconds):
+        """Wait on the clock; True if the pacer was stopped meanwhile. A frame's wait (25 a second
+        per channel) is a plain sleep, a third cheaper in CPU than waiting on an Event; a longer
+        one stays interruptible."""
+        if seconds > 0.1:
+            return self.stopped.wait(seconds)
+        time.sleep(seconds)
+        return self.stopped.is_set()
 
     # --- the frame grid -------------------------------------------------------------------------
     def time_at(self, frame):

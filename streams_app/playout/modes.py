@@ -34,9 +34,9 @@ class Mode:
                 self.live.discard(reader)
                 self.spent_cpu += reader.cpu_seconds
 
-    def reader_pids(self):
+    def reader_processes(self):
         with self.lock:
-            return [reader.pid for reader in self.live]
+            return [reader.ps for reader in self.live]
 
     def spawn_output(self, spawn):
         """Start the output stage with `spawn(argv, stdin_pipe, pass_fds)` and keep our end
@@ -66,13 +66,10 @@ class SourceProcess:
                                      start_new_session=True,
                                      # Readers run ahead of air time: let the output stage go first.
                                      preexec_fn=process.die_with_parent(niceness=5))
+        self.ps = psutil.Process(self.proc.pid)  # one handle for every heartbeat that counts it
         self.fd = self.proc.stdout.fileno()
         pipes.enlarge(self.fd, 1 << 20)
         self.cpu_seconds = 0.0  # what it spent, once closed
-
-    @property
-    def pid(self):
-        return self.proc.pid
 
     def has_output(self):
         return bool(select.select([self.fd], [], [], 0)[0])
@@ -96,7 +93,7 @@ class SourceProcess:
             if self.proc.stdout.closed:
                 return
             try:
-                times = psutil.Process(self.proc.pid).cpu_times()
+                times = self.ps.cpu_times()
                 self.cpu_seconds = times.user + times.system
             except psutil.Error:
                 pass

@@ -2,14 +2,15 @@
 
 It takes a segment's packets from its first keyframe on, rewrites their PTS/DTS and PCR onto the
 channel's timeline (frame k of the channel at BASE + k/fps, exactly as the transcode mode counts
-frames), renumbers the continuity counters per PID so the output stage sees one unbroken
-stream, and passes exactly the slot's frames (and the audio up to the slot's end).
+frames), marks where each PID's continuity counter jumps, and passes exactly the slot's frames
+(and the audio up to the slot's end).
 
 Stream copy can only cut *in* at a keyframe. A segment that starts mid-file (a program's
 in-point, a channel tuned in mid-program) starts at the keyframe at or before its in-point and
 still airs exactly its slot's frames: content shifts by less than one GOP, timing does not.
 Cutting *out* is on any frame (decode order).
 """
+import re
 from fractions import Fraction
 
 PACKET = 188
@@ -58,21 +59,20 @@ def pts_of(fmt, frame):
     return BASE + int(Fraction(frame) * CLOCK / fmt.fps)
 
 
-class Continuity:
-    """One transport stream out of many: continuity counters that run on whatever segment the
-    packets came from."""
+def discontinuity(packet):
+    """An adaptation-field-only packet to send before a PID's first packet from a new segment:
+    its discontinuity indicator tells the output stage's demuxer that the counter jumps, and it
+    carries the counter the packet continues from, so no packet of the segment is renumbered."""
+    cc = (packet[3] - 1 if packet[3] & 0x10 else packet[3]) & 0x0F
+    return bytes([0x47, packet[1] & 0x1F, packet[2], 0x20 | cc, 183, 0x80]) + b"\xff" * 182
 
-    def __init__(self):
-        self.cc = {}
 
-    def stamp(self, packet):
-        pid = ((packet[1] & 0x1F) << 8) | packet[2]
-        if packet[3] & 0x10:  # payload: the counter advances
-            cc = (self.cc.get(pid, 15) + 1) & 0x0F
-            self.cc[pid] = cc
-        else:  # adaptation field only: the counter stays
-            cc = self.cc.get(pid, 0)
-        packet[3] = (packet[3] & 0xF0) | cc
+def plain_run(pids):
+    """A regex over packet headers (bytes 1-3 of each packet, side by side) matching a run of
+    packets that are only payload of a PES in progress on `pids`: nothing in them is read or
+    changed, so the splicer passes them whole."""
+    headers = b"|".join(re.escape(bytes([pid >> 8, pid & 0xFF])) + b"[\x10-\x1f]" for pid in sorted(pids))
+    return re.compile(b"(?:" + headers + b")+") if pids else None
 
 
 class Splice:
@@ -91,6 +91,8 @@ class Splice:
         self.frames = 0  # video frames passed
         self.video_done = self.audio_done = False
         self.keep = {}  # pid -> whether the PES in progress on it is passed
+        self.plain = None  # plain_run() of the PIDs kept now
+        self.marked = set()  # PIDs whose counter jump is marked
         self.pes_pids = set()
         self.last_audio_pts = last_audio_pts  # audio never steps back across a splice
         self.frame_start = False
@@ -114,7 +116,9 @@ class Splice:
         if pusi and has_payload and o + 14 <= PACKET and b[o] == 0 and b[o + 1] == 0 and b[o + 2] == 1:
             self.pes_pids.add(pid)
             due = self.pes_start(b, o)
-            self.keep[pid] = due is not None
+            if self.keep.get(pid) != (due is not None):
+                self.keep[pid] = due is not None
+                self.plain = plain_run({p for p, kept in self.keep.items() if kept})
         elif pid not in self.pes_pids:  # PSI (PAT, PMT, SDT): passed while the segment airs
             return None if self.video_done else True
         elif not has_payload:  # adaptation only (a PCR): passed with the frames
