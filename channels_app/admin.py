@@ -45,7 +45,7 @@ class MediaAssetAdmin(admin.ModelAdmin):
     def fps(self, asset):
         return f"{asset.frame_rate:g}" if asset.frame_rate else None
 
-    @admin.action(description="Probe selected media again")
+    @admin.action(description="Probe selected media again", permissions=["change"])
     def reprobe(self, request, queryset):
         for asset in queryset:
             try:
@@ -178,7 +178,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             Program.objects.filter(pk__in=edited).update(position=F("position") + 1_000_000)
         super().save_formset(request, form, formset, change)
 
-    @admin.action(description="Make current schedule of its channel")
+    @admin.action(description="Make current schedule of its channel", permissions=["change"])
     def make_current(self, request, queryset):
         chosen = list(queryset.select_related("channel__config"))
         if len({s.channel_id for s in chosen}) < len(chosen):

@@ -9,6 +9,8 @@ from .serializers import ChannelSerializer, channel_data
 
 
 class ChannelList(APIView):
+    permissions = {"GET": "channels_app.view_channel", "POST": "channels_app.add_channel"}
+
     def get(self, request):
         channels = Channel.objects.with_runtime().select_related("config")
         return Response(ChannelSerializer(channels, many=True).data)
@@ -19,6 +21,8 @@ class ChannelList(APIView):
 
 
 class ChannelDetail(APIView):
+    permissions = {"GET": "channels_app.view_channel", "DELETE": "channels_app.delete_channel"}
+
     def get(self, request, ref):
         return Response(channel_data(services.get_channel(ref)))
 
@@ -28,6 +32,8 @@ class ChannelDetail(APIView):
 
 
 class ChannelConfigView(APIView):
+    permissions = {"GET": "channels_app.view_channel", "PUT": "channels_app.change_channel"}
+
     def get(self, request, ref):
         return Response(services.get_channel(ref).config.sections())
 

@@ -20,6 +20,8 @@ def body_field(data, name):
 
 
 class MediaList(APIView):
+    permissions = {"GET": "channels_app.view_mediaasset", "POST": "channels_app.add_mediaasset"}
+
     def get(self, request):
         return Response([media.asset_data(asset) for asset in MediaAsset.objects.all()])
 
@@ -31,6 +33,8 @@ class MediaList(APIView):
 
 
 class ScheduleView(APIView):
+    permissions = {"GET": "channels_app.view_schedule", "PUT": "channels_app.change_schedule"}
+
     def get(self, request, ref):
         channel = services.get_channel(ref)
         return Response(schedules.schedule_data(channel, request.query_params.get("hours")))
@@ -42,6 +46,8 @@ class ScheduleView(APIView):
 
 
 class SwitchView(APIView):
+    permissions = {"POST": "channels_app.change_channel"}
+
     def post(self, request, ref):
         """202: the running playout engine airs the asset within a second."""
         channel = services.get_channel(ref)

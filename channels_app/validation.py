@@ -4,8 +4,11 @@ Pure functions: each takes what a user sent and returns the normalised value or 
 ConfigError with per-field messages. The API turns that into HTTP 400, the CLI into exit 2.
 """
 import ipaddress
+import math
 import re
 from pathlib import Path
+
+from django.conf import settings
 
 from retrovue.errors import ConfigError
 
@@ -88,6 +91,8 @@ def _number(value, low, high, what, integer=False):
             value = float(value) if not integer else int(str(value))
         except (TypeError, ValueError):
             raise ValueError(f"'{value}' is not a {what}") from None
+    if not math.isfinite(value):  # 1e309 in JSON is infinity
+        raise ValueError(f"'{value}' is not a {what}")
     if integer and int(value) != value:
         raise ValueError(f"'{value}' is not a whole {what}")
     if not low <= value <= high:
@@ -102,7 +107,22 @@ def _address(value):
         raise ValueError(f"'{value}' is not an IP address") from None
     if address.is_unspecified or str(address) == "255.255.255.255":
         raise ValueError(f"'{value}' cannot be an output address")
+    refusal = output_refusal({"multicast_address": str(address)})
+    if refusal:
+        raise ValueError(refusal)
     return str(address)
+
+
+def output_refusal(network):
+    """Why this site does not send there (an address outside RETROVUE_OUTPUT_NETWORKS, a TTL
+    above RETROVUE_MAX_UDP_TTL), or None. Checked when a channel is configured and again when
+    it starts, so narrowing the settings also holds channels configured before."""
+    address = ipaddress.ip_address(network["multicast_address"])
+    if not any(address in allowed for allowed in settings.RETROVUE_OUTPUT_NETWORKS if allowed.version == address.version):
+        return f"{address} is outside the output networks this site allows (RETROVUE_OUTPUT_NETWORKS)"
+    if network.get("ttl", 1) > settings.RETROVUE_MAX_UDP_TTL:
+        return f"a TTL of {network['ttl']} is above this site's limit of {settings.RETROVUE_MAX_UDP_TTL} (RETROVUE_MAX_UDP_TTL)"
+    return None
 
 
 def _boolean(value):
@@ -129,7 +149,7 @@ FIELD_RULES = {
         "protocol": lambda v: _choice(v, PROTOCOLS, "protocol"),
         "multicast_address": _address,
         "port": lambda v: _number(v, 1, 65535, "port", integer=True),
-        "ttl": lambda v: _number(v, 1, 255, "ttl", integer=True),
+        "ttl": lambda v: _number(v, 1, settings.RETROVUE_MAX_UDP_TTL, "ttl", integer=True),
     },
     "resource_limits": {
         "max_cpu_percent": lambda v: _number(v, 1, 6400, "CPU percent"),

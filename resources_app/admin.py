@@ -74,15 +74,15 @@ class EncodeHostAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{host.name}: done")
 
-    @admin.action(description="Drain: take no new channels")
+    @admin.action(description="Drain: take no new channels", permissions=["change"])
     def drain(self, request, queryset):
         self._each(request, queryset, services.drain_host)
 
-    @admin.action(description="Drain and move channels away one by one")
+    @admin.action(description="Drain and move channels away one by one", permissions=["change"])
     def drain_and_migrate(self, request, queryset):
         self._each(request, queryset, services.drain_host, migrate=True)
 
-    @admin.action(description="Undrain: take channels again")
+    @admin.action(description="Undrain: take channels again", permissions=["change"])
     def undrain(self, request, queryset):
         self._each(request, queryset, services.undrain_host)
 

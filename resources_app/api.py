@@ -9,21 +9,29 @@ from . import planning, services
 
 
 class ResourceStatus(APIView):
+    permissions = {"GET": "resources_app.view_encodehost"}
+
     def get(self, request):
         return Response(services.resource_status())
 
 
 class CapacityPlan(APIView):
+    permissions = {"GET": "resources_app.view_encodehost"}
+
     def get(self, request):
         return Response(planning.capacity_plan())
 
 
 class Allocate(APIView):
+    permissions = {"POST": "resources_app.add_resourceallocation"}
+
     def post(self, request):
         return Response(services.allocate(request.data))
 
 
 class Release(APIView):
+    permissions = {"POST": "resources_app.delete_resourceallocation"}
+
     def post(self, request):
         return Response(services.release(request.data))
 
@@ -31,6 +39,7 @@ class Release(APIView):
 class HostDrain(APIView):
     """POST /api/resources/hosts/<name>/drain {"migrate": bool} and .../undrain."""
 
+    permissions = {"POST": "resources_app.change_encodehost"}
     undrain = False
 
     def post(self, request, name):

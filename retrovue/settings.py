@@ -7,6 +7,8 @@ import os
 import socket
 from pathlib import Path
 
+import ipaddress
+
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
@@ -88,6 +90,18 @@ RETROVUE_METRICS_TOKEN = env_str("RETROVUE_METRICS_TOKEN", "")
 # When set, a channel whose output is not a loopback address is refused at start (tests, demos).
 RETROVUE_LOOPBACK_ONLY = env_bool("RETROVUE_LOOPBACK_ONLY", False)
 RETROVUE_UDP_TTL = env_int("RETROVUE_UDP_TTL", 16)
+# Where channels may send: the head-end's own networks (loopback, private, multicast) unless the
+# operator widens it; and how far multicast may travel.
+RETROVUE_OUTPUT_NETWORKS = env_str(
+    "RETROVUE_OUTPUT_NETWORKS",
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,224.0.0.0/4,ff00::/8").split(",")
+RETROVUE_MAX_UDP_TTL = env_int("RETROVUE_MAX_UDP_TTL", 32)
+try:
+    RETROVUE_OUTPUT_NETWORKS = [ipaddress.ip_network(n.strip()) for n in RETROVUE_OUTPUT_NETWORKS if n.strip()]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"RETROVUE_OUTPUT_NETWORKS: {exc}") from None
+if not 1 <= RETROVUE_UDP_TTL <= RETROVUE_MAX_UDP_TTL <= 255:
+    raise ImproperlyConfigured("RETROVUE_UDP_TTL must be from 1 to RETROVUE_MAX_UDP_TTL (at most 255)")
 RETROVUE_HLS_LIST_SIZE = env_int("RETROVUE_HLS_LIST_SIZE", 6)
 # Scheduled playout feeds frames this far ahead of air time: the encoder's latency, so program
 # boundaries land on the wire at their scheduled time.
@@ -177,7 +191,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["retrovue.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

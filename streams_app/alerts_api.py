@@ -30,6 +30,8 @@ def _flag(name, value):
 
 
 class AlertList(APIView):
+    permissions = {"GET": "streams_app.view_alert"}
+
     def get(self, request):
         params = request.query_params
         alerts = find_alerts(channel=params.get("channel"), kind=params.get("kind"),

@@ -9,8 +9,12 @@ from channels_app.services import get_channel
 
 from . import lifecycle, services
 
+# Starting, stopping and restarting are changes of the channel, as in the admin and the pages.
+CHANGE_CHANNELS = "channels_app.change_channel"
+
 
 class StreamRead(APIView):
+    permissions = {"GET": "streams_app.view_stream"}
     reader = None
 
     def get(self, request, ref):
@@ -18,6 +22,8 @@ class StreamRead(APIView):
 
 
 class StreamRestart(APIView):
+    permissions = {"POST": CHANGE_CHANNELS}
+
     def post(self, request, ref):
         channel = lifecycle.restart_channel(get_channel(ref))
         return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)
@@ -27,6 +33,7 @@ class ChannelAction(APIView):
     """POST /api/channels/{id}/start|stop: returns 202 at once; the status is then read from
     the channel."""
 
+    permissions = {"POST": CHANGE_CHANNELS}
     action = None
 
     def post(self, request, ref):
@@ -37,6 +44,7 @@ class ChannelAction(APIView):
 class BulkAction(APIView):
     """POST start-all / stop-all / restart-failed: 202 with what happened to each channel."""
 
+    permissions = {"POST": CHANGE_CHANNELS}
     action = None
 
     def post(self, request):

@@ -148,15 +148,15 @@ class ChannelAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{channel}: {verb} requested, now {channel.status}{where}.",
                                   messages.SUCCESS)
 
-    @admin.action(description="Start selected channels")
+    @admin.action(description="Start selected channels", permissions=["change"])
     def start(self, request, queryset):
         self._act(request, queryset, lifecycle.start_channel, "start")
 
-    @admin.action(description="Stop selected channels")
+    @admin.action(description="Stop selected channels", permissions=["change"])
     def stop(self, request, queryset):
         self._act(request, queryset, lifecycle.stop_channel, "stop")
 
-    @admin.action(description="Restart selected channels")
+    @admin.action(description="Restart selected channels", permissions=["change"])
     def restart(self, request, queryset):
         self._act(request, queryset, lifecycle.restart_channel, "restart")
 
@@ -165,14 +165,15 @@ class ChannelAdmin(admin.ModelAdmin):
         summary = ", ".join(f"{number}: {outcome}" for number, outcome in results.items())
         self.message_user(request, f"{verb}: {summary or 'nothing to do for the selection'}")
 
-    @admin.action(description="Start all selected channels that are not running (start_all_channels)")
+    @admin.action(description="Start all selected channels that are not running (start_all_channels)",
+                  permissions=["change"])
     def start_all(self, request, queryset):
         self._bulk(request, "start all", lifecycle.start_all_channels(queryset))
 
-    @admin.action(description="Stop all selected channels (stop_all_channels)")
+    @admin.action(description="Stop all selected channels (stop_all_channels)", permissions=["change"])
     def stop_all(self, request, queryset):
         self._bulk(request, "stop all", lifecycle.stop_all_channels(queryset))
 
-    @admin.action(description="Restart selected channels that failed (ERROR, auto restart on)")
+    @admin.action(description="Restart selected channels that failed (ERROR, auto restart on)", permissions=["change"])
     def restart_failed(self, request, queryset):
         self._bulk(request, "restart failed", lifecycle.restart_failed_channels(queryset))

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from channels_app.models import Channel
 from channels_app.services import get_channel
+from channels_app.validation import output_refusal
 from resources_app.allocations import admit, release_channel
 from retrovue.errors import Conflict, ServiceError
 
@@ -22,8 +23,13 @@ from .models import Stream
 
 
 def check_output_allowed(channel):
-    """With RETROVUE_LOOPBACK_ONLY (tests, demos), refuse to send anywhere but loopback."""
-    address = ipaddress.ip_address(channel.config.network_settings["multicast_address"])
+    """Refuse an output this site does not send to (its allow-list may have narrowed since the
+    channel was configured) and, with RETROVUE_LOOPBACK_ONLY (tests, demos), anything but loopback."""
+    network = channel.config.network_settings
+    refusal = output_refusal(network)
+    if refusal:
+        raise Conflict(f"output refused: {refusal}")
+    address = ipaddress.ip_address(network["multicast_address"])
     if settings.RETROVUE_LOOPBACK_ONLY and not address.is_loopback:
         raise Conflict(f"output {address} is not loopback and RETROVUE_LOOPBACK_ONLY is set")
 

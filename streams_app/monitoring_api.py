@@ -12,6 +12,8 @@ MAX_WINDOW_MINUTES = 7 * 24 * 60
 
 class HealthView(APIView):
     """GET /api/health: channels, hosts, stream quality, error rates and open alerts."""
+    permissions = {"GET": "streams_app.view_stream"}
+
 
     def get(self, request):
         return Response(monitor_channel_health())
@@ -19,6 +21,8 @@ class HealthView(APIView):
 
 class PerformanceView(APIView):
     """GET /api/performance[?channel=<number or UUID>][&window=<minutes, default 60>]."""
+    permissions = {"GET": "streams_app.view_stream"}
+
 
     def get(self, request):
         ref = request.query_params.get("channel")

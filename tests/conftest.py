@@ -7,11 +7,10 @@ import sys
 
 import pytest
 from django.conf import settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from resources_app.models import EncodeHost
 
+from .factories import make_user, token_client
 from .helpers import ffmpeg_processes, wait_for
 
 MEDIA = settings.RETROVUE_MEDIA_ROOTS[0]
@@ -126,12 +125,8 @@ def live_host(encode_worker, transactional_db):
 
 @pytest.fixture
 def api(db):
-    from django.contrib.auth.models import User
-
-    user = User.objects.create_user("operator", password="pw")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    """An operator's API client: every model permission of RetroVue's apps, not a superuser."""
+    return token_client(make_user("operator", permissions="all"))
 
 
 @pytest.fixture
