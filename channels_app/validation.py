@@ -118,10 +118,12 @@ def output_refusal(network):
     above RETROVUE_MAX_UDP_TTL), or None. Checked when a channel is configured and again when
     it starts, so narrowing the settings also holds channels configured before."""
     address = ipaddress.ip_address(network["multicast_address"])
-    if not any(address in allowed for allowed in settings.RETROVUE_OUTPUT_NETWORKS if allowed.version == address.version):
+    networks = [n for n in settings.RETROVUE_OUTPUT_NETWORKS if n.version == address.version]
+    if not any(address in allowed for allowed in networks):
         return f"{address} is outside the output networks this site allows (RETROVUE_OUTPUT_NETWORKS)"
-    if network.get("ttl", 1) > settings.RETROVUE_MAX_UDP_TTL:
-        return f"a TTL of {network['ttl']} is above this site's limit of {settings.RETROVUE_MAX_UDP_TTL} (RETROVUE_MAX_UDP_TTL)"
+    limit = settings.RETROVUE_MAX_UDP_TTL
+    if network.get("ttl", 1) > limit:
+        return f"a TTL of {network['ttl']} is above this site's limit of {limit} (RETROVUE_MAX_UDP_TTL)"
     return None
 
 
