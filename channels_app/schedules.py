@@ -19,6 +19,7 @@ from retrovue.errors import ConfigError
 from . import media, programming, timeline
 from .models import Channel, Program, Schedule, TransitionRule
 from .profiles import AUDIO_SAMPLE_RATE
+from .validation import text_problem
 
 SCHEDULE_FIELDS = {"timezone", "loop", "transition", "programs"}
 PROGRAM_FIELDS = {"asset", "start", "title", "description", "in_point", "out_point"}
@@ -71,8 +72,9 @@ def _text(limit):
     def check(value):
         if value is None:
             return ""
-        if not isinstance(value, str) or len(value) > limit:
-            raise ValueError(f"must be text of at most {limit} characters")
+        problem = text_problem(value, limit)
+        if problem:
+            raise ValueError(problem)
         return value
     return check
 

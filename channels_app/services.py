@@ -57,7 +57,7 @@ def create_channel(data):
     errors = {}
     clean = {}
     for field, check in (("name", validation.validate_name), ("number", validation.validate_number),
-                         ("quality", _quality)):
+                         ("quality", _quality), ("description", validation.validate_description)):
         try:
             clean[field] = check(data.get(field))
         except ConfigError as exc:
@@ -81,11 +81,10 @@ def create_channel(data):
         errors["number"] = [f"channel number {clean['number']} is already taken"]
     if errors:
         raise ConfigError(errors)
-    description = str(data.get("description") or "")[:2000]
     try:
         with transaction.atomic():
             channel = Channel.objects.create(name=clean["name"], number=clean["number"],
-                                             description=description, playlist=clean["playlist"])
+                                             description=clean["description"], playlist=clean["playlist"])
             ChannelConfig.objects.create(channel=channel, **sections)
     except IntegrityError:
         raise ConfigError({"number": [f"channel number {clean['number']} is already taken"]}) from None
@@ -103,7 +102,7 @@ def update_config(channel, data):
     if "name" in data:
         fields["name"] = validation.validate_name(data["name"])
     if "description" in data:
-        fields["description"] = str(data["description"] or "")[:2000]
+        fields["description"] = validation.validate_description(data["description"])
     given = {k: data[k] for k in CONFIG_KEYS if k in data}
     sections = validation.validate_config(
         merged_sections(channel.number, quality, given, base=channel.config.sections()))

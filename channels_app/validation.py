@@ -14,6 +14,11 @@ from retrovue.errors import ConfigError
 
 from .hostnames import validate_host_label, validate_host_name
 
+# What XML 1.0 cannot carry (the guide is XML): control characters but tab and newlines,
+# surrogates, U+FFFE and U+FFFF.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+DESCRIPTION_LIMIT = 2000
+
 VIDEO_CODECS = {
     # name accepted in config -> FFmpeg encoder (None = stream copy)
     "h264": "libx264",
@@ -206,10 +211,27 @@ def validate_config(sections):
     return clean
 
 
+def text_problem(value, limit):
+    """Why `value` is not text a guide, page or slate can show, or None: a string of at most
+    `limit` characters (never cut to fit) that XML can carry."""
+    if not isinstance(value, str) or len(value) > limit:
+        return f"must be text of at most {limit} characters"
+    if NOT_XML.search(value):
+        return "holds a character XML cannot carry (a control character, a surrogate, U+FFFE or U+FFFF)"
+    return None
+
+
+def validate_description(value):
+    problem = text_problem("" if value is None else value, DESCRIPTION_LIMIT)
+    if problem:
+        raise ConfigError({"description": [problem]})
+    return value or ""
+
+
 def validate_name(name):
     if not isinstance(name, str) or not name.strip():
         raise ConfigError({"name": ["required"]})
-    if len(name) > 100 or any(ord(c) < 32 for c in name):
+    if len(name) > 100 or any(ord(c) < 32 for c in name) or NOT_XML.search(name):
         raise ConfigError({"name": ["must be 1..100 printable characters"]})
     return name.strip()
 

@@ -159,3 +159,30 @@ def test_a_channel_configured_before_the_output_networks_narrowed_is_refused_at_
     response = api.post("/api/channels/1/start")
     assert response.status_code == 409 and "RETROVUE_OUTPUT_NETWORKS" in response.data["detail"], response.data
     assert Channel.objects.get(number=1).desired_state == "STOPPED" and not Stream.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field,change", [
+    ("name", {"name": "News\ufffe"}),
+    ("description", {"description": "x" * 2001}),  # refused, never cut to fit
+    ("description", {"description": {"a": 1}}),  # never stored as its repr
+    ("description", {"description": "bell \x07"}),
+], ids=["U+FFFE in a name", "long description", "dict description", "control character"])
+def test_text_the_guide_cannot_carry_or_that_would_be_cut_is_a_400(api, field, change):
+    response = api.post("/api/channels", {**TEMPLATE, **change}, format="json")
+    assert response.status_code == 400 and field in response.data, response.data
+    assert not Channel.objects.exists()
+    assert api.post("/api/channels", {**TEMPLATE, "description": "x" * 2000}, format="json").status_code == 201
+    assert api.put("/api/channels/1/config", change, format="json").status_code == 400
+    assert Channel.objects.get(number=1).description == "x" * 2000
+
+
+@pytest.mark.django_db
+def test_a_program_title_the_guide_cannot_carry_is_a_400_and_the_guide_stays_valid(api, media, client):
+    assert api.post("/api/channels", TEMPLATE, format="json").status_code == 201
+    start = (timezone.now() + timedelta(minutes=5)).isoformat()
+    program = {"asset": str(media["clip"]), "start": start, "title": "Late\ufffeShow"}
+    response = api.put("/api/channels/1/schedule", {"programs": [program]}, format="json")
+    assert response.status_code == 400 and "programs[0].title" in response.data, response.data
+    guide = client.get("/iptv/xmltv.xml")
+    assert guide.status_code == 200 and "\ufffe" not in guide.content.decode()
