@@ -32,6 +32,9 @@ MAX_HOURS = 168
 LOOP_LIMIT = timedelta(hours=24)
 FRAME_RATE_TOLERANCE = 0.01
 MAX_SECONDS = 10_000_000
+# Program starts a guide can show: this century, and not more than ten years ahead.
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+LATEST_START_AHEAD = timedelta(days=3653)
 KEYFRAME_SPAN_SECONDS = 12  # how far past an in-point keyframes are looked for, to name the next
 
 
@@ -57,7 +60,10 @@ def _start(value, zone):
     except (AttributeError, ValueError):
         raise ValueError(f"'{value}' is not an ISO-8601 date and time like "
                          "2026-11-24T20:00:00+01:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    if not EARLIEST_START <= moment <= timezone.now() + LATEST_START_AHEAD:
+        raise ValueError(f"'{value}' is not between 2000-01-01 and ten years from now")
+    return moment
 
 
 def _seconds(value):
@@ -300,8 +306,20 @@ def replace_schedule(channel, data):
         Program.objects.bulk_create(clean["programs"])
         TransitionRule.objects.create(schedule=schedule, fill=clean["fill"], filler=clean["filler"])
         Channel.objects.filter(pk=channel.pk).update(current_schedule=schedule, updated_at=timezone.now())
-    channel.current_schedule = schedule
+        channel.current_schedule = schedule
+        resolve_timeline(channel)
     return schedule
+
+
+def resolve_timeline(channel):
+    """What the channel airs over the next day, worked out before the new schedule is committed:
+    a schedule whose timeline cannot be computed is refused, never stored to break the guide."""
+    try:
+        now = timezone.now()
+        programming.channel_segments(channel, now, now + timedelta(hours=24))
+    except (OverflowError, ValueError) as exc:
+        channel.refresh_from_db()
+        raise ConfigError({"programs": [f"the schedule's timeline cannot be worked out: {exc}"]}) from None
 
 
 def schedule_payload(schedule):

@@ -29,6 +29,7 @@ and every URL they generate carries it, so a player given the M3U URL needs noth
 """
 import hashlib
 import hmac
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from channels_app.programming import channel_segments
 
 from .hls import HLS_FILE, hls_dir
 
+log = logging.getLogger("retrovue.iptv")
 GUIDE_LOOKBACK_HOURS = 6
 GUIDE_HOURS = 24
 POLL_SECONDS = 0.25
@@ -150,7 +152,12 @@ def xmltv(channels, now):
         SubElement(node, "display-name").text = one_line(channel.name)
         SubElement(node, "display-name").text = str(channel.number)
     for channel in channels:
-        for airing in airings(channel, now):
+        try:
+            listed = airings(channel, now)
+        except (OverflowError, ValueError) as exc:  # one channel's data never breaks everyone's guide
+            log.warning("guide: channel %s left without programmes: %s", channel.number, exc)
+            continue
+        for airing in listed:
             programme = SubElement(tv, "programme", start=xmltv_time(airing.start),
                                    stop=xmltv_time(airing.stop), channel=tvg_id(channel))
             SubElement(programme, "title").text = airing.title

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from channels_app.models import Channel, ChannelConfig
+from channels_app.models import Channel, ChannelConfig, Schedule
 from resources_app.models import EncodeHost
 from streams_app.models import Stream
 
@@ -186,3 +186,30 @@ def test_a_program_title_the_guide_cannot_carry_is_a_400_and_the_guide_stays_val
     assert response.status_code == 400 and "programs[0].title" in response.data, response.data
     guide = client.get("/iptv/xmltv.xml")
     assert guide.status_code == 200 and "\ufffe" not in guide.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("start", ["9999-12-31T23:59:55+00:00", "1900-01-01T00:00:00+00:00"])
+def test_a_program_out_of_any_guide_s_range_is_a_400_and_nothing_is_stored(api, media, client, start):
+    assert api.post("/api/channels", TEMPLATE, format="json").status_code == 201
+    response = api.put("/api/channels/1/schedule", {"programs": [{"asset": str(media["clip"]), "start": start}]},
+                       format="json")
+    assert response.status_code == 400 and "programs[0].start" in response.data, response.data
+    assert Channel.objects.get(number=1).current_schedule is None
+    assert client.get("/iptv/xmltv.xml").status_code == 200
+    assert api.get("/api/channels/1/schedule").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_schedule_whose_timeline_cannot_be_worked_out_is_not_committed(api, media, monkeypatch):
+    from channels_app import programming
+
+    assert api.post("/api/channels", TEMPLATE, format="json").status_code == 201
+
+    def overflow(*args, **kwargs):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(programming, "channel_segments", overflow)
+    response = api.put("/api/channels/1/schedule", {"programs": [{"asset": str(media["clip"])}]}, format="json")
+    assert response.status_code == 400 and "programs" in response.data, response.data
+    assert Channel.objects.get(number=1).current_schedule is None and not Schedule.objects.exists()
