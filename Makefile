@@ -7,7 +7,10 @@ export RETROVUE_DATA_DIR ?= $(CURDIR)/var
 
 .PHONY: run test install system-deps migrate
 
+# make run is a development server on this machine: DEBUG on, and it says so.
+run: export DJANGO_DEBUG ?= 1
 run: install
+	@echo "make run: DJANGO_DEBUG=$$DJANGO_DEBUG (development; production runs with DEBUG off and its own DJANGO_SECRET_KEY)"
 	mkdir -p "$(RETROVUE_DATA_DIR)"
 	python manage.py migrate --noinput -v0
 	scripts/ensure-redis

@@ -5,6 +5,7 @@ subprocess, UDP receivers, process clean-up and the figures table.
 Only the benchmark's own data folder, Redis database and encode host name are touched.
 """
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -188,6 +189,7 @@ def configure_isolated(data_dir, redis_url):
     one), so benchmarks can run side by side. Sets this module's DATA_DIR and REDIS_URL first:
     configure() reads them when it runs."""
     global DATA_DIR, REDIS_URL
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # DEBUG is off, as deployed
     DATA_DIR = Path(data_dir).resolve()
     REDIS_URL = redis_url
     configure()

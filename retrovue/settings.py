@@ -3,13 +3,14 @@
 The defaults run everything on one machine (SQLite under ./var, Redis on 127.0.0.1) so that
 `make run` works on a fresh clone; production sets DATABASE_URL, REDIS_URL and friends.
 """
+import ipaddress
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
-import ipaddress
-
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,8 +32,14 @@ def env_bool(name, default):
     return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
 
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "retrovue-dev-only-secret-key-change-me-in-production")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+DEV_SECRET_KEY = "retrovue-dev-only-secret-key-change-me-in-production"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
+# Off unless asked for (`make run` asks, and says so): a DEBUG error page shows the environment.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+if not DEBUG and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a random value of 50 or more characters when DJANGO_DEBUG is off; "
+        "make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'")
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 # --- RetroVue runtime -------------------------------------------------------------------------
@@ -120,6 +127,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_celery_beat",
+    "axes",
     "resources_app",
     "streams_app",
     "channels_app",
@@ -133,6 +141,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:  # production serves the admin's collected static files itself (runserver does in DEBUG)
@@ -177,7 +187,34 @@ elif os.environ.get("RETROVUE_TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["RETROVUE_TEST_DATABASE_NAME"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_PASSWORD_VALIDATORS = []
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
+]
+# Login throttling (django-axes): after RETROVUE_LOGIN_FAILURES wrong passwords for one user from
+# one address, that pair is locked out for RETROVUE_LOGIN_COOLOFF_MINUTES. API tokens are not
+# passwords and are not throttled.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("RETROVUE_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("RETROVUE_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A content security policy on every page: scripts only from here or inline with the page's nonce.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": [SELF], "script-src": [SELF, NONCE], "style-src": [SELF, UNSAFE_INLINE],
+    "img-src": [SELF, "data:"], "frame-ancestors": [NONE], "form-action": [SELF], "base-uri": [SELF],
+}}
+# Served over TLS (a TLS-terminating proxy in front sets X-Forwarded-Proto): cookies only over
+# HTTPS, HSTS, and people redirected to HTTPS. Players and tuner clients keep plain HTTP: few of
+# them speak TLS.
+RETROVUE_TLS = env_bool("RETROVUE_TLS", False)
+if RETROVUE_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^iptv/", r"^hls/", r"^discover\.json$", r"^lineup", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("RETROVUE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -187,7 +187,9 @@ def browser(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium.new_context(viewport={"width": 1440, "height": 900})
+        # The pages' own scripts carry the CSP nonce (test_security_defaults); the policy is
+        # bypassed only for Playwright's waits, which it evaluates as strings.
+        yield chromium.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
         # After every sync call Playwright marks its loop as running in this thread, so the
         # test's ORM calls see an "async" thread: Django keeps their connection apart from the
         # thread's usual one, in a context variable of this greenlet. It becomes unreachable

@@ -7,6 +7,7 @@ send to loopback (RETROVUE_LOOPBACK_ONLY): no test can ever publish to a multica
 """
 import atexit
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # One folder per session (media, HLS, the SQLite test database): sessions never collide.
 DATA = ROOT / "var" / "test" / str(os.getpid())
 DATA.mkdir(parents=True, exist_ok=True)
+(DATA / "static").mkdir(exist_ok=True)  # DEBUG is off: WhiteNoise serves from here
 
 
 def free_port():
@@ -66,3 +68,5 @@ os.environ.update({
     "RETROVUE_METRICS_SAMPLE_SECONDS": "1",
     "REDIS_URL": REDIS.url,
 })
+# Tests run as deployed, DEBUG off, which needs a real secret key: one per session.
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))

@@ -4,6 +4,7 @@ Used by `make run`: it waits for the encode worker, starts channel 1 and prints 
 With --hold it then waits for Ctrl-C so the Procfile runner keeps the other processes up.
 """
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -43,7 +44,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=os.environ.get("RETROVUE_ADMIN_USER", "admin"))
-        parser.add_argument("--password", default=os.environ.get("RETROVUE_ADMIN_PASSWORD", "admin"))
+        parser.add_argument("--password", default=os.environ.get("RETROVUE_ADMIN_PASSWORD"),
+                            help="the admin's password when the user is created (default: a random one, printed)")
         parser.add_argument("--web", default=f"http://127.0.0.1:{os.environ.get('RETROVUE_WEB_PORT', '8000')}")
         parser.add_argument("--wait", type=float, default=60, help="seconds to wait for a worker")
         parser.add_argument("--hold", action="store_true", help="stay in the foreground afterwards")
@@ -52,6 +54,7 @@ class Command(BaseCommand):
         user, created = User.objects.get_or_create(
             username=username, defaults={"is_staff": True, "is_superuser": True})
         if created:
+            password = password or secrets.token_urlsafe(12)
             user.set_password(password)
             user.save()
         token, _ = Token.objects.get_or_create(user=user)
