@@ -38,7 +38,7 @@ def get_channel(ref):
 def _quality(value):
     if value in (None, ""):
         return None
-    if value not in QUALITY_PROFILES:
+    if not isinstance(value, str) or value not in QUALITY_PROFILES:
         raise ConfigError({"quality": [f"'{value}' is not one of {', '.join(QUALITY_PROFILES)}"]})
     return value
 

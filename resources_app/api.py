@@ -45,7 +45,9 @@ class HostDrain(APIView):
     def post(self, request, name):
         if self.undrain:
             return Response(services.undrain_host(name))
-        migrate = request.data.get("migrate", False) if isinstance(request.data, dict) else False
+        if not isinstance(request.data, dict):
+            raise ConfigError({"non_field_errors": ['expected an object like {"migrate": true}']})
+        migrate = request.data.get("migrate", False)
         if not isinstance(migrate, bool):
             raise ConfigError({"migrate": ["must be true or false"]})
         return Response(services.drain_host(name, migrate=migrate), status=status.HTTP_202_ACCEPTED)

@@ -26,6 +26,8 @@ BAD_BODIES = [
     ("network_settings.multicast_address", {"network_settings": {**TEMPLATE["network_settings"], "multicast_address": "8.8.8.8"}}),
     ("network_settings.ttl", {"network_settings": {**TEMPLATE["network_settings"], "ttl": 200}}),
     ("quality", {"quality": "4k"}),
+    ("quality", {"quality": {}}),
+    ("quality", {"quality": []}),
     ("name", {"name": ""}),
     ("number", {"number": -3}),
     ("colour", {"colour": "red"}),
