@@ -4,7 +4,9 @@ Importing records what scheduling needs to know before anything airs: a duration
 programs out on the timeline, and the codecs, size and rate that decide whether a copy-mode
 channel can pass an asset through. A source ffprobe cannot read is refused with its reason.
 """
+import ipaddress
 import json
+import socket
 import subprocess
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -20,6 +22,7 @@ from .models import MediaAsset
 
 MEDIA_EXTENSIONS = {".mp4", ".mkv", ".mov", ".ts", ".m2ts", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv"}
 PROBE_TIMEOUT_S = 30
+URL_PROBE_TIMEOUT_S = 10  # a web request thread waits on it: a URL that does not answer is refused soon
 # ffprobe may only open what the source names: a file under the roots reads no network, a URL
 # no local file.
 FILE_PROTOCOLS = "file"
@@ -60,18 +63,57 @@ def _rate(text):
     return round(value, 3) if value > 0 else None
 
 
+def url_destination(url, field="path"):
+    """The address an http(s) URL's host resolves to, checked: loopback, private, link-local,
+    multicast and other non-internet destinations are refused unless RETROVUE_MEDIA_URL_NETWORKS
+    allows them (the media library must not be a way to probe the head-end's own network)."""
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme.lower() == "https" else 80
+    try:
+        found = socket.getaddrinfo(parts.hostname, parts.port or default_port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError, ValueError):
+        raise ConfigError({field: [f"refused: '{parts.hostname}' cannot be resolved"]}) from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+    for address in addresses:
+        allowed = any(address in n for n in settings.RETROVUE_MEDIA_URL_NETWORKS if n.version == address.version)
+        if not allowed and (not address.is_global or address.is_multicast):
+            raise ConfigError({field: [f"refused: {parts.hostname} is not an internet address; "
+                                       "RETROVUE_MEDIA_URL_NETWORKS lists the local networks media may come from"]})
+    return addresses[0]
+
+
+def url_probe_args(url, field):
+    """ffprobe's input for a URL: for http, the checked address itself with the original Host
+    header (no second lookup that could answer differently); for https the name (TLS needs it
+    for the server's certificate and virtual host), resolved and checked just before."""
+    address = url_destination(url, field)
+    parts = urlsplit(url)
+    options = ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", str(URL_PROBE_TIMEOUT_S * 1_000_000)]
+    if parts.scheme.lower() != "http":
+        return options, url
+    host = f"[{address}]" if address.version == 6 else str(address)
+    pinned = parts._replace(netloc=f"{host}:{parts.port or 80}").geturl()
+    return [*options, "-headers", f"Host: {parts.netloc.rpartition('@')[2]}\r\n"], pinned
+
+
 def probe(source, field="path"):
-    """ffprobe's view of a source as MediaAsset fields; ConfigError with ffprobe's reason."""
+    """ffprobe's view of a source as MediaAsset fields; ConfigError with ffprobe's reason (for a
+    URL only that it could not be read: what answered there is not echoed)."""
     argv = [settings.RETROVUE_FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
+    timeout, target = PROBE_TIMEOUT_S, source
     if is_url(source):
-        argv += ["-protocol_whitelist", URL_PROTOCOLS, "-rw_timeout", str(PROBE_TIMEOUT_S * 1_000_000)]
+        options, target = url_probe_args(source, field)
+        argv += options
+        timeout = URL_PROBE_TIMEOUT_S
     else:
         argv += ["-protocol_whitelist", FILE_PROTOCOLS]
     try:
-        done = subprocess.run([*argv, source], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        done = subprocess.run([*argv, target], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise ConfigError({field: [f"ffprobe gave no answer within {PROBE_TIMEOUT_S}s"]}) from None
+        raise ConfigError({field: [f"ffprobe gave no answer within {timeout}s"]}) from None
     if done.returncode != 0:
+        if is_url(source):
+            raise ConfigError({field: ["refused: ffprobe could not read media at that URL"]})
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise ConfigError({field: [f"ffprobe cannot read it: {lines[-1] if lines else 'no reason given'}"]})
     info = json.loads(done.stdout or "{}")

@@ -103,10 +103,13 @@ RETROVUE_OUTPUT_NETWORKS = env_str(
     "RETROVUE_OUTPUT_NETWORKS",
     "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,224.0.0.0/4,ff00::/8").split(",")
 RETROVUE_MAX_UDP_TTL = env_int("RETROVUE_MAX_UDP_TTL", 32)
+# Local networks media URLs may point at (by default none: only internet addresses).
+RETROVUE_MEDIA_URL_NETWORKS = env_str("RETROVUE_MEDIA_URL_NETWORKS", "").split(",")
 try:
     RETROVUE_OUTPUT_NETWORKS = [ipaddress.ip_network(n.strip()) for n in RETROVUE_OUTPUT_NETWORKS if n.strip()]
+    RETROVUE_MEDIA_URL_NETWORKS = [ipaddress.ip_network(n.strip()) for n in RETROVUE_MEDIA_URL_NETWORKS if n.strip()]
 except ValueError as exc:
-    raise ImproperlyConfigured(f"RETROVUE_OUTPUT_NETWORKS: {exc}") from None
+    raise ImproperlyConfigured(f"RETROVUE_OUTPUT_NETWORKS or RETROVUE_MEDIA_URL_NETWORKS: {exc}") from None
 if not 1 <= RETROVUE_UDP_TTL <= RETROVUE_MAX_UDP_TTL <= 255:
     raise ImproperlyConfigured("RETROVUE_UDP_TTL must be from 1 to RETROVUE_MAX_UDP_TTL (at most 255)")
 RETROVUE_HLS_LIST_SIZE = env_int("RETROVUE_HLS_LIST_SIZE", 6)

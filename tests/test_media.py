@@ -1,7 +1,14 @@
 """The media library: real ffprobe on clips generated with FFmpeg, imports from the CLI and API."""
+import functools
+import http.server
+import ipaddress
 import json
 import os
+import socket
+import socketserver
 import subprocess
+import threading
+import time
 from io import StringIO
 
 import pytest
@@ -68,7 +75,6 @@ def test_import_probes_duration_codecs_size_and_rates():
     (lambda: "/etc/passwd", "outside the media roots"),
     (lambda: "ftp://example.com/a.mp4", "outside the media roots"),
     (lambda: "http:///a.mp4", "not a valid http(s) URL"),
-    (lambda: "http://127.0.0.1:9/a.mp4", "ffprobe cannot read it: http://127.0.0.1:9/a.mp4: Connection refused"),
 ])
 def test_what_cannot_air_is_refused_with_the_reason(make, fragment):
     with pytest.raises(ConfigError) as refused:
@@ -170,3 +176,55 @@ def test_admin_lists_media_and_probes_again(admin_client, folder):
     assert response.status_code == 302
     edited = MediaAsset.objects.get(pk=asset.pk)
     assert (edited.title, edited.probed_at) == ("Cartoons", probed.probed_at)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "https://127.0.0.1:6379/", "http://localhost:6379/a.mp4",
+                                 "http://169.254.169.254/latest/meta-data/", "http://[::1]/a.mp4",
+                                 "http://10.1.2.3/a.mp4", "http://224.0.0.1/a.mp4", "http://0.0.0.0:6379/"])
+def test_a_url_on_the_head_end_s_own_networks_is_refused_before_anything_connects(api, url):
+    started = time.monotonic()
+    response = api.post("/api/media", {"path": url}, format="json")
+    assert response.status_code == 400 and response.data["path"][0].startswith("refused:"), response.data
+    assert time.monotonic() - started < 2 and not MediaAsset.objects.exists()
+
+
+class Recorder(http.server.SimpleHTTPRequestHandler):
+    hosts = []
+
+    def do_GET(self):
+        self.hosts.append(self.headers["Host"])
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.django_db
+def test_an_allowed_local_url_is_probed_at_the_address_that_was_checked(api, settings, media):
+    settings.RETROVUE_MEDIA_URL_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    handler = functools.partial(Recorder, directory=str(media["clip"].parent))
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://localhost:{server.server_address[1]}/{media['clip'].name}"
+        try:
+            response = api.post("/api/media", {"path": url}, format="json")
+        finally:
+            server.shutdown()
+    assert response.status_code == 201 and response.data["source"] == url, response.data
+    # ffprobe connected to 127.0.0.1 itself, naming the host the URL gave
+    assert Recorder.hosts and set(Recorder.hosts) == {f"localhost:{server.server_address[1]}"}
+
+
+@pytest.mark.django_db
+def test_what_answers_at_a_url_is_never_echoed(api, settings):
+    settings.RETROVUE_MEDIA_URL_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def answer():
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"-ERR wrong number of arguments for 'get' command\r\n")
+        threading.Thread(target=answer, daemon=True).start()
+        response = api.post("/api/media", {"path": f"http://127.0.0.1:{listener.getsockname()[1]}/"}, format="json")
+    assert response.status_code == 400 and response.data["path"] == ["refused: ffprobe could not read media at that URL"]
