@@ -259,6 +259,8 @@ def validate_playlist(paths, media_roots):
         if not any(path.is_relative_to(root) for root in media_roots):
             roots = ":".join(str(r) for r in media_roots)
             errors[field] = [f"'{raw}' is outside the media roots ({roots})"]
+        elif any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # checked on what is stored and opened
+            errors[field] = [f"'{raw}' leads to a file whose name holds control characters"]
         elif not path.is_file():
             errors[field] = [f"'{raw}' does not exist or is not a file"]
         else:

@@ -228,3 +228,17 @@ def test_what_answers_at_a_url_is_never_echoed(api, settings):
         threading.Thread(target=answer, daemon=True).start()
         response = api.post("/api/media", {"path": f"http://127.0.0.1:{listener.getsockname()[1]}/"}, format="json")
     assert response.status_code == 400 and response.data["path"] == ["refused: ffprobe could not read media at that URL"]
+
+
+@pytest.mark.django_db
+def test_a_link_to_a_file_whose_name_holds_control_characters_is_refused_after_resolving(api):
+    folder = MEDIA / "links"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "evil\nfile '/etc/passwd'.mp4"
+    make_clip(target, 1)
+    link = folder / "innocent.mp4"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+    response = api.post("/api/media", {"path": str(link)}, format="json")
+    assert response.status_code == 400 and "control characters" in response.data["path"][0], response.data
+    assert not MediaAsset.objects.exists()
