@@ -3,14 +3,16 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from retrovue.api import documented
 from retrovue.errors import ConfigError
 
-from . import planning, services
+from . import openapi, planning, services
 
 
 class ResourceStatus(APIView):
     permissions = {"GET": "resources_app.view_encodehost"}
 
+    @documented(openapi.ResourceStatus)
     def get(self, request):
         return Response(services.resource_status())
 
@@ -18,6 +20,7 @@ class ResourceStatus(APIView):
 class CapacityPlan(APIView):
     permissions = {"GET": "resources_app.view_encodehost"}
 
+    @documented(openapi.CapacityPlan)
     def get(self, request):
         return Response(planning.capacity_plan())
 
@@ -25,6 +28,7 @@ class CapacityPlan(APIView):
 class Allocate(APIView):
     permissions = {"POST": "resources_app.add_resourceallocation"}
 
+    @documented(openapi.Allocation, request=openapi.AllocationRequest)
     def post(self, request):
         return Response(services.allocate(request.data))
 
@@ -32,6 +36,7 @@ class Allocate(APIView):
 class Release(APIView):
     permissions = {"POST": "resources_app.delete_resourceallocation"}
 
+    @documented(openapi.Released, request=openapi.ReleaseRequest)
     def post(self, request):
         return Response(services.release(request.data))
 
@@ -42,6 +47,7 @@ class HostDrain(APIView):
     permissions = {"POST": "resources_app.change_encodehost"}
     undrain = False
 
+    @documented(openapi.HostSummary, request=openapi.DrainRequest, status=202)
     def post(self, request, name):
         if self.undrain:
             return Response(services.undrain_host(name))

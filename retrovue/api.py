@@ -1,12 +1,28 @@
 """API plumbing shared by the apps: domain errors become HTTP answers with field errors."""
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from retrovue.errors import ConfigError
 
 from .errors import ServiceError
+
+
+ERRORS = {
+    400: OpenApiResponse(description="bad input: {field: [message, ...]}, nothing written"),
+    401: OpenApiResponse(description="not authenticated"),
+    403: OpenApiResponse(description="the user lacks the model permission this needs"),
+    404: OpenApiResponse(description="no such channel or host"),
+    409: OpenApiResponse(description="refused in this state: {detail, ...}"),
+    503: OpenApiResponse(description="a dependency is away or no host can take it: {detail, ...}"),
+}
+
+
+def documented(responses, request=None, status=200, **options):
+    """The OpenAPI description of an endpoint: what it takes, what it answers, and its errors."""
+    return extend_schema(request=request, responses={status: responses, **ERRORS}, **options)
 
 
 def exception_handler(exc, context):

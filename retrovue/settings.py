@@ -129,6 +129,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
     "resources_app",
@@ -241,8 +243,22 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "retrovue.api.exception_handler",
+}
+
+# The API's OpenAPI schema (/api/schema/) and its Swagger page (/api/docs/), for signed-in users;
+# the page's assets are served from here (the CSP allows no other origin).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RetroVue API",
+    "DESCRIPTION": "Channels, schedules, media, running streams, monitoring and resources.",
+    "VERSION": "1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery (every CELERY_* setting in one block) ----------------------------------------------

@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from channels_app import api as channels
 from channels_app import schedule_api
@@ -22,9 +23,9 @@ api = [
     path("channels/<str:ref>/schedule", schedule_api.ScheduleView.as_view()),
     path("channels/<str:ref>/switch", schedule_api.SwitchView.as_view()),
     path("media", schedule_api.MediaList.as_view()),
-    path("streams/<str:ref>/status", streams.StreamRead.as_view(reader="stream_status")),
-    path("streams/<str:ref>/health", streams.StreamRead.as_view(reader="stream_health")),
-    path("streams/<str:ref>/metrics", streams.StreamRead.as_view(reader="stream_metrics")),
+    path("streams/<str:ref>/status", streams.StreamStatusView.as_view()),
+    path("streams/<str:ref>/health", streams.StreamHealthView.as_view()),
+    path("streams/<str:ref>/metrics", streams.StreamMetricsView.as_view()),
     path("streams/<str:ref>/restart", streams.StreamRestart.as_view()),
     path("health", monitoring_api.HealthView.as_view()),
     path("performance", monitoring_api.PerformanceView.as_view()),
@@ -49,5 +50,7 @@ urlpatterns = [
     path("lineup.json", iptv.lineup, name="hdhr-lineup"),
     path("lineup_status.json", iptv.lineup_status, name="hdhr-lineup-status"),
     path("metrics", prometheus.metrics_view),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include(api)),
 ]

@@ -1,8 +1,10 @@
 """GET /api/alerts: open alerts by default, `?all=1` for the history too, newest first."""
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from retrovue.api import documented
 from retrovue.errors import ConfigError
 
 from .alerts import find_alerts
@@ -32,6 +34,8 @@ def _flag(name, value):
 class AlertList(APIView):
     permissions = {"GET": "streams_app.view_alert"}
 
+    @documented(AlertSerializer(many=True), parameters=[
+        OpenApiParameter(name, str) for name in ("channel", "kind", "host", "all")])
     def get(self, request):
         params = request.query_params
         alerts = find_alerts(channel=params.get("channel"), kind=params.get("kind"),

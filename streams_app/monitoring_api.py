@@ -1,10 +1,13 @@
 """Monitoring endpoints (authenticated like the rest of the API): thin views over monitoring."""
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.services import get_channel
+from retrovue.api import documented
 from retrovue.errors import ConfigError
 
+from . import openapi
 from .monitoring import analyze_channel_performance, monitor_channel_health
 
 MAX_WINDOW_MINUTES = 7 * 24 * 60
@@ -15,6 +18,7 @@ class HealthView(APIView):
     permissions = {"GET": "streams_app.view_stream"}
 
 
+    @documented(openapi.Health)
     def get(self, request):
         return Response(monitor_channel_health())
 
@@ -24,6 +28,9 @@ class PerformanceView(APIView):
     permissions = {"GET": "streams_app.view_stream"}
 
 
+    @documented(openapi.Performance, parameters=[
+        OpenApiParameter("channel", str, description="number or UUID (default: every channel)"),
+        OpenApiParameter("window", int, description="minutes, default 60")])
     def get(self, request):
         ref = request.query_params.get("channel")
         channel = get_channel(ref) if ref else None

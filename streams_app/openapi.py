@@ -1,0 +1,70 @@
+"""The shapes of the running-channel, monitoring and alert endpoints, for the OpenAPI schema."""
+from rest_framework import serializers as s
+
+
+class Run(s.Serializer):
+    id = s.IntegerField()
+    host = s.CharField()
+    generation = s.IntegerField()
+    status = s.CharField()
+    reason = s.CharField()
+    pid = s.IntegerField(allow_null=True)
+    started_at = s.DateTimeField(allow_null=True)
+    ended_at = s.DateTimeField(allow_null=True)
+    exit_code = s.IntegerField(allow_null=True)
+    restart_count = s.IntegerField()
+    heartbeat_at = s.DateTimeField(allow_null=True)
+
+
+class StreamStatus(s.Serializer):
+    channel = s.UUIDField()
+    number = s.IntegerField()
+    channel_status = s.CharField()
+    desired_state = s.CharField()
+    reason = s.CharField()
+    stream = Run(allow_null=True)
+
+
+class StreamHealth(s.Serializer):
+    channel = s.UUIDField()
+    number = s.IntegerField()
+    verdict = s.ChoiceField(["HEALTHY", "DEGRADED", "UNHEALTHY", "STOPPED"])
+    reasons = s.ListField(child=s.CharField())
+    restart_count = s.IntegerField()
+    lease_age_s = s.FloatField(allow_null=True)
+    error_log = s.ListField(child=s.DictField(), help_text="the last FFmpeg error lines: {at, line}")
+
+
+class StreamMetrics(s.Serializer):
+    channel = s.UUIDField()
+    number = s.IntegerField()
+    status = s.CharField(allow_null=True)
+    host = s.CharField(allow_null=True)
+    metrics = s.DictField(help_text="FFmpeg progress with cpu_percent, memory_mb, processes, bitrate_kbps")
+    series = s.DictField(help_text="recent samples per metric")
+
+
+class BulkOutcome(s.Serializer):
+    channels = s.DictField(child=s.CharField(), help_text="channel number -> what happened to it")
+
+
+class HostTotals(s.Serializer):
+    hosts = s.ListField(child=s.DictField())
+    totals = s.DictField()
+
+
+class Health(HostTotals):
+    at = s.DateTimeField()
+    channels = s.DictField(help_text="total and by_status")
+    active = s.ListField(child=s.DictField(), help_text="running channels with verdict, speed, fps, bitrate")
+    failed = s.ListField(child=s.DictField())
+    quality = s.ListField(child=s.DictField())
+    error_rates = s.ListField(child=s.DictField())
+    alerts = s.ListField(child=s.DictField())
+
+
+class Performance(s.Serializer):
+    window_minutes = s.IntegerField()
+    since = s.DateTimeField()
+    until = s.DateTimeField()
+    channels = s.ListField(child=s.DictField(), help_text="per channel: samples, speed, drops, restarts, ...")
