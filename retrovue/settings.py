@@ -113,6 +113,9 @@ except ValueError as exc:
 if not 1 <= RETROVUE_UDP_TTL <= RETROVUE_MAX_UDP_TTL <= 255:
     raise ImproperlyConfigured("RETROVUE_UDP_TTL must be from 1 to RETROVUE_MAX_UDP_TTL (at most 255)")
 RETROVUE_HLS_LIST_SIZE = env_int("RETROVUE_HLS_LIST_SIZE", 6)
+# Live TS viewers per channel and per client address, in each web process (503 / 429 beyond).
+RETROVUE_MAX_VIEWERS_PER_CHANNEL = env_int("RETROVUE_MAX_VIEWERS_PER_CHANNEL", 200)
+RETROVUE_MAX_VIEWERS_PER_CLIENT = env_int("RETROVUE_MAX_VIEWERS_PER_CLIENT", 8)
 # Scheduled playout feeds frames this far ahead of air time: the encoder's latency, so program
 # boundaries land on the wire at their scheduled time.
 RETROVUE_PLAYOUT_LEAD_SECONDS = env_float("RETROVUE_PLAYOUT_LEAD_SECONDS", 0.08)

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from channels_app import api as channels
 from channels_app import schedule_api
 from resources_app import api as resources
-from streams_app import alerts_api, iptv, monitoring_api, prometheus
+from streams_app import alerts_api, iptv, monitoring_api, prometheus, viewers
 from streams_app import api as streams
 from streams_app.hls import hls_file
 
@@ -45,7 +45,7 @@ urlpatterns = [
     path("hls/<int:number>/<str:filename>", hls_file),
     path("iptv/channels.m3u", iptv.playlist, name="iptv-playlist"),
     path("iptv/xmltv.xml", iptv.guide, name="iptv-guide"),
-    path("iptv/channels/<int:number>.ts", iptv.channel_stream, name="iptv-stream"),
+    path("iptv/channels/<int:number>.ts", viewers.channel_stream, name="iptv-stream"),
     path("discover.json", iptv.discover, name="hdhr-discover"),
     path("lineup.json", iptv.lineup, name="hdhr-lineup"),
     path("lineup_status.json", iptv.lineup_status, name="hdhr-lineup-status"),

@@ -10,14 +10,13 @@ without knowing its API.
   programme keeps its real start) to a day ahead. Gaps show as one programme titled after the
   filler asset (or the channel), so guides have no holes; an unscheduled channel is one long
   programme named after the channel.
-- `GET /iptv/channels/<number>.ts`: the live channel as one continuous MPEG-TS body over HTTP.
-  It follows the channel's own HLS window (the segments its one FFmpeg already writes): a new
-  viewer gets the newest segments at once, then each new one as the playlist lists it (polled
-  every 0.25 s; inotify is not in the standard library and the playlist is a few hundred
-  bytes). The segments come from one muxer, so continuity counters and timestamps run on
-  across them. Any number of viewers share the pipeline; each costs a web server thread and a
-  file read per segment, never an FFmpeg. The body ends when the client goes or no segment
-  arrives for 10 s (the channel stopped).
+- `GET /iptv/channels/<number>.ts`: the live channel as one continuous MPEG-TS body over HTTP
+  (viewers.py). It follows the channel's own HLS window (the segments its one FFmpeg already
+  writes): a new viewer gets the newest segments at once, then each new one as the playlist
+  lists it (polled every 0.25 s). The segments come from one muxer, so continuity counters and
+  timestamps run on across them. Viewers share the pipeline; under ASGI each is a coroutine,
+  never a thread the API needs, and never an FFmpeg. The body ends when the client goes or no
+  segment arrives for 10 s (the channel stopped).
 - `GET /discover.json`, `/lineup.json`, `/lineup_status.json`: HDHomeRun emulation (field
   names as SiliconDust's devices and Jellyfin's HdHomerun tuner host read them), so Plex and
   Jellyfin can add RetroVue as a network tuner. TunerCount is the number of channels: viewers
@@ -29,9 +28,9 @@ and every URL they generate carries it, so a player given the M3U URL needs noth
 """
 import hashlib
 import hmac
+import inspect
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -39,7 +38,7 @@ from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from django.conf import settings
-from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -47,31 +46,33 @@ from django.views.decorators.http import require_GET
 from channels_app.models import Channel
 from channels_app.programming import channel_segments
 
-from .hls import HLS_FILE, hls_dir
 
 log = logging.getLogger("retrovue.iptv")
 GUIDE_LOOKBACK_HOURS = 6
 GUIDE_HOURS = 24
-POLL_SECONDS = 0.25
-IDLE_SECONDS = 10.0
-JOIN_SEGMENTS = 2  # a new viewer's head start (4 s): enough for players to probe the stream
-CHUNK_BYTES = 64 * 1024
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def token_refusal(request):
+    """With RETROVUE_IPTV_TOKEN set, a 403 unless `?token=` matches it."""
+    token = settings.RETROVUE_IPTV_TOKEN
+    given = request.GET.get("token", "")
+    if token and not hmac.compare_digest(given.encode(), token.encode()):
+        return HttpResponseForbidden("a valid ?token= is required\n", content_type="text/plain")
+    return None
+
+
 def gated(view):
-    """GET only; with RETROVUE_IPTV_TOKEN set, `?token=` must match it."""
-
-    @require_GET
-    @wraps(view)
-    def check(request, *args, **kwargs):
-        token = settings.RETROVUE_IPTV_TOKEN
-        given = request.GET.get("token", "")
-        if token and not hmac.compare_digest(given.encode(), token.encode()):
-            return HttpResponseForbidden("a valid ?token= is required\n", content_type="text/plain")
-        return view(request, *args, **kwargs)
-
-    return check
+    """GET only, behind the IPTV token; for plain and async views (the live TS view is async)."""
+    if inspect.iscoroutinefunction(view):
+        @wraps(view)
+        async def check(request, *args, **kwargs):
+            return token_refusal(request) or await view(request, *args, **kwargs)
+    else:
+        @wraps(view)
+        def check(request, *args, **kwargs):
+            return token_refusal(request) or view(request, *args, **kwargs)
+    return require_GET(check)
 
 
 def absolute_url(request, name, **kwargs):
@@ -171,67 +172,6 @@ def xmltv(channels, now):
 def guide(request):
     channels = list(Channel.objects.select_related("current_schedule"))
     return HttpResponse(xmltv(channels, timezone.now()), content_type="application/xml; charset=utf-8")
-
-
-# --- MPEG-TS over HTTP -------------------------------------------------------------------------
-
-def listed_segments(playlist_path):
-    """(media sequence number, file name) of each segment an HLS media playlist lists."""
-    try:
-        text = playlist_path.read_text()
-    except OSError:
-        return []
-    sequence, found = 0, []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            sequence = int(line.partition(":")[2])
-        elif line and not line.startswith("#") and HLS_FILE.match(line):
-            found.append((sequence + len(found), line))
-    return found
-
-
-def segment_bytes(path):
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:  # rotated out of the window before we got to it
-        return
-    with handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-
-
-def follow_hls(folder, poll=POLL_SECONDS, idle=IDLE_SECONDS):
-    """The HLS window in `folder` as one MPEG-TS byte stream: the newest JOIN_SEGMENTS, then
-    every new segment as it is listed, until none arrives for `idle` seconds. When FFmpeg
-    restarts (its numbering starts over) the stream goes on from the new window's start."""
-    last, quiet_since = None, time.monotonic()
-    while time.monotonic() - quiet_since < idle:
-        listed = listed_segments(folder / "index.m3u8")
-        if last is None:
-            fresh = listed[-JOIN_SEGMENTS:]
-        elif listed and listed[-1][0] < last:
-            fresh = listed
-        else:
-            fresh = [entry for entry in listed if entry[0] > last]
-        for sequence, name in fresh:
-            yield from segment_bytes(folder / name)
-            last, quiet_since = sequence, time.monotonic()
-        if not fresh:
-            time.sleep(poll)
-
-
-@gated
-def channel_stream(request, number):
-    channel = Channel.objects.filter(number=number).first()
-    if channel is None:
-        raise Http404(f"no channel {number}")
-    if channel.status != Channel.Status.RUNNING:
-        return HttpResponse(f"channel {number} is {channel.status}\n", status=503, content_type="text/plain")
-    folder = hls_dir(number)
-    response = StreamingHttpResponse(follow_hls(folder), content_type="video/mp2t")
-    response["Cache-Control"] = "no-cache"
-    return response
 
 
 # --- HDHomeRun emulation -----------------------------------------------------------------------
