@@ -30,6 +30,7 @@ def configure():
     set Django up, migrate and flush the broker. DATABASE_URL is honoured when set; otherwise the
     database is a fresh SQLite file in the data folder."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # DEBUG is off, as deployed
     if "DATABASE_URL" not in os.environ:
         for suffix in ("", "-wal", "-shm"):
             (DATA_DIR / f"bench.sqlite3{suffix}").unlink(missing_ok=True)
@@ -189,7 +190,6 @@ def configure_isolated(data_dir, redis_url):
     one), so benchmarks can run side by side. Sets this module's DATA_DIR and REDIS_URL first:
     configure() reads them when it runs."""
     global DATA_DIR, REDIS_URL
-    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # DEBUG is off, as deployed
     DATA_DIR = Path(data_dir).resolve()
     REDIS_URL = redis_url
     configure()

@@ -26,7 +26,6 @@ Access is public by default, like /hls/: players and tuner clients rarely send c
 With RETROVUE_IPTV_TOKEN set, every endpoint here requires `?token=<token>` (403 otherwise)
 and every URL they generate carries it, so a player given the M3U URL needs nothing else.
 """
-import hashlib
 import hmac
 import inspect
 import logging
@@ -46,6 +45,7 @@ from django.views.decorators.http import require_GET
 from channels_app.models import Channel
 from channels_app.programming import channel_segments
 
+from .models import TunerDevice
 
 log = logging.getLogger("retrovue.iptv")
 GUIDE_LOOKBACK_HOURS = 6
@@ -176,11 +176,6 @@ def guide(request):
 
 # --- HDHomeRun emulation -----------------------------------------------------------------------
 
-def device_id():
-    """Eight hex digits, stable for this installation (derived from its secret key)."""
-    return hashlib.sha256(b"retrovue-hdhomerun:" + settings.SECRET_KEY.encode()).hexdigest()[:8].upper()
-
-
 @gated
 def discover(request):
     return JsonResponse({
@@ -189,7 +184,7 @@ def discover(request):
         "ModelNumber": "HDTC-2US",
         "FirmwareName": "hdhomeruntc_atsc",
         "FirmwareVersion": "20190621",
-        "DeviceID": device_id(),
+        "DeviceID": TunerDevice.current().device_id,
         "DeviceAuth": "retrovue",
         "BaseURL": request.build_absolute_uri("/").rstrip("/"),
         "LineupURL": absolute_url(request, "hdhr-lineup"),

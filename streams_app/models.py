@@ -1,4 +1,6 @@
 """Stream runs: one row per placement of a channel on an encode host."""
+import secrets
+
 from django.db import models
 
 
@@ -115,3 +117,33 @@ class ControlLoopRun(models.Model):
 
     name = models.CharField(max_length=50, unique=True)
     last_run_at = models.DateTimeField()
+
+
+# The HDHomeRun check digit (libhdhomerun's hdhomerun_discover_validate_device_id): the last
+# nibble of a device id is the XOR of the others, every other one mapped through this table.
+DEVICE_ID_CHECK = (0xA, 0x5, 0xF, 0x6, 0x7, 0xC, 0x1, 0xB, 0x9, 0x2, 0x8, 0xD, 0x4, 0x3, 0xE, 0x0)
+
+
+def device_id_check(value):
+    """The check nibble of the 32-bit device id `value` (its low nibble ignored)."""
+    check = 0
+    for shift in range(28, 0, -4):
+        nibble = (value >> shift) & 0xF
+        check ^= DEVICE_ID_CHECK[nibble] if shift % 8 == 4 else nibble
+    return check
+
+
+def new_device_id():
+    value = secrets.randbits(28) << 4
+    return f"{value | device_id_check(value):08X}"
+
+
+class TunerDevice(models.Model):
+    """This installation as a network tuner: a device id of its own, random at first use and kept
+    (players and media servers remember a tuner by it), never derived from a secret."""
+
+    device_id = models.CharField(max_length=8, unique=True, default=new_device_id)
+
+    @classmethod
+    def current(cls):
+        return cls.objects.order_by("pk").first() or cls.objects.create()

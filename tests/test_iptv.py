@@ -15,6 +15,7 @@ from lxml import etree
 
 from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
 from streams_app import lifecycle
+from streams_app.models import TunerDevice, new_device_id
 from streams_app.viewers import follow_hls
 
 from .conftest import wait_status
@@ -124,7 +125,10 @@ def test_hdhomerun_discover_lineup_and_status(client, settings):
         "BaseURL": "http://testserver", "LineupURL": "http://testserver/lineup.json", "TunerCount": 2}
     assert re.fullmatch(r"[0-9A-F]{8}", discover["DeviceID"])
     assert client.get("/discover.json").json()["DeviceID"] == discover["DeviceID"], "stable"
-    settings.SECRET_KEY = "another installation"
+    settings.SECRET_KEY = "another key"  # the id is the installation's own, not a function of the key
+    assert client.get("/discover.json").json()["DeviceID"] == discover["DeviceID"]
+    assert libhdhomerun_validates(int(discover["DeviceID"], 16)), "Plex validates the check digit"
+    TunerDevice.objects.all().delete()  # another installation: another random id
     assert client.get("/discover.json").json()["DeviceID"] != discover["DeviceID"]
     assert client.get(discover["LineupURL"]).json() == [
         {"GuideNumber": "1", "GuideName": "One", "URL": "http://testserver/iptv/channels/1.ts"},
@@ -219,3 +223,22 @@ def test_two_http_viewers_share_the_channel_pipeline(live_host, live_server, med
         assert (report.cc_errors, report.pcr_backwards, report.pcr_jumps) == (0, 0, 0)
     first, second = bodies
     assert first[:188 * 100] in second or second[:188 * 100] in first, "the same segments, not copies"
+
+
+def libhdhomerun_validates(device_id):
+    """hdhomerun_discover_validate_device_id, transcribed: all eight nibbles XOR to zero, every
+    other one mapped through its lookup table."""
+    table = [0xA, 0x5, 0xF, 0x6, 0x7, 0xC, 0x1, 0xB, 0x9, 0x2, 0x8, 0xD, 0x4, 0x3, 0xE, 0x0]
+    checksum = 0
+    for shift in (28, 20, 12, 4):
+        checksum ^= table[(device_id >> shift) & 0xF]
+    for shift in (24, 16, 8, 0):
+        checksum ^= (device_id >> shift) & 0xF
+    return checksum == 0
+
+
+@pytest.mark.parametrize("attempt", range(50))
+def test_new_device_ids_pass_libhdhomerun_s_check_and_a_typo_fails_it(attempt):
+    device_id = int(new_device_id(), 16)
+    assert libhdhomerun_validates(device_id)
+    assert not libhdhomerun_validates(device_id ^ (1 << (4 * (attempt % 8))))  # one digit off
