@@ -72,3 +72,23 @@ def test_progress_parser_returns_one_block_per_period():
     assert block["frame"] == 50 and block["fps"] == 25.0 and block["bitrate_kbps"] == 1234.5
     assert block["out_time_s"] == 2.0 and block["speed"] == 1.01 and block["dup_frames"] == 1
     assert parser.feed("bitrate=N/A") is None and parser.feed("progress=end")["bitrate_kbps"] is None
+
+
+HOSTILE_NAME = "%{e:st(0,0);while(lt(ld(0),1e9),st(0,ld(0)+1))} %{pts}"
+
+
+def test_a_hostile_channel_name_on_the_slate_is_drawn_not_run(tmp_path):
+    """The name that once spun FFmpeg at 92 % CPU and produced nothing: the slate is made at
+    once and ffprobe reads it."""
+    import subprocess
+    import time
+
+    hostile = ChannelPlan(number=4, name=HOSTILE_NAME, sections=plan("copy").sections, channel_dir=tmp_path)
+    hostile.write_slate_text()
+    out = tmp_path / "slate.mp4"
+    started = time.monotonic()
+    subprocess.run(argv.slate_clip_argv(hostile, out, 1), check=True, timeout=60, capture_output=True)
+    assert time.monotonic() - started < 30
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                            "stream=nb_read_frames", "-of", "csv=p=0", str(out)], capture_output=True, text=True)
+    assert int(probe.stdout.strip()) >= 25
