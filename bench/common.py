@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from streams_app.process import ffmpeg_processes  # noqa: F401  (shared with the tests)
+from tests.helpers import ffmpeg_processes  # noqa: F401  (shared with the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "var" / "bench"

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 
-import psutil
 
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -31,20 +30,12 @@ def die_with_parent(niceness=0):
     return setup
 
 
-def spawn(argv, cwd=None, stdin=subprocess.DEVNULL, pass_fds=()):
-    return subprocess.Popen(
-        argv,
-        stdin=stdin,
-        pass_fds=pass_fds,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=die_with_parent(),
-        close_fds=True,
-        text=True,
-        bufsize=1,
-    )
+def spawn(argv, cwd=None, stdin=subprocess.DEVNULL, pass_fds=(), text=True, niceness=0):
+    """Every FFmpeg of a channel: its own process group, dying with its parent. `text` for an
+    output stage read line by line (progress, errors), binary and unbuffered for a reader."""
+    return subprocess.Popen(argv, stdin=stdin, pass_fds=pass_fds, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=cwd, start_new_session=True, preexec_fn=die_with_parent(niceness), text=text,
+                            bufsize=1 if text else 0)
 
 
 def terminate(proc, grace=3.0):
@@ -69,18 +60,3 @@ def discard(proc):
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
-
-
-def ffmpeg_processes(folder):
-    """Live FFmpeg processes working inside `folder` (their argv names a path in it): how the
-    tests and benchmarks prove that nothing outlived its channel."""
-    marker = str(folder).rstrip("/") + "/"
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline", "status"]):
-        try:
-            if proc.info["name"] == "ffmpeg" and proc.info["status"] != psutil.STATUS_ZOMBIE and \
-                    any(marker in arg for arg in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found

@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from streams_app.process import ffmpeg_processes  # noqa: F401  (re-exported for the tests)
+import psutil
 
 
 def wait_for(predicate, timeout=15.0, interval=0.1, what="condition"):
@@ -156,3 +156,18 @@ class TcpProxy:
     def close(self):
         self.cut()
         self.listener.close()
+
+
+def ffmpeg_processes(folder):
+    """Live FFmpeg processes working inside `folder` (their argv names a path in it): how the
+    tests and benchmarks prove that nothing outlived its channel."""
+    marker = str(folder).rstrip("/") + "/"
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        try:
+            if proc.info["name"] == "ffmpeg" and proc.info["status"] != psutil.STATUS_ZOMBIE and \
+                    any(marker in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

@@ -33,10 +33,6 @@ class Reader(SourceProcess):
         super().__init__(mode, argv_)
         self.rest = b""  # the start of a packet whose end has not come yet
 
-    def ready(self):
-        """True once the reader has output waiting (it has started)."""
-        return self.has_output()
-
     def chunks(self, stopped):
         """Whole packets as they come, until the end of its output (or a stop); None while it
         keeps us waiting."""

@@ -61,17 +61,15 @@ class SourceProcess:
         self.mode = mode
         self.own_fds = list(own_fds)  # our ends of its other pipes, closed with it
         self.closing = threading.Lock()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, pass_fds=pass_fds, bufsize=0,
-                                     start_new_session=True,
-                                     # Readers run ahead of air time: let the output stage go first.
-                                     preexec_fn=process.die_with_parent(niceness=5))
+        # Readers run ahead of air time: the output stage goes first.
+        self.proc = process.spawn(argv, pass_fds=pass_fds, text=False, niceness=5)
         self.ps = psutil.Process(self.proc.pid)  # one handle for every heartbeat that counts it
         self.fd = self.proc.stdout.fileno()
         pipes.enlarge(self.fd, 1 << 20)
         self.cpu_seconds = 0.0  # what it spent, once closed
 
-    def has_output(self):
+    def ready(self):
+        """True once it has output waiting (it has started)."""
         return bool(select.select([self.fd], [], [], 0)[0])
 
     def error_text(self):

@@ -23,10 +23,6 @@ class Decoder(SourceProcess):
         finally:
             os.close(audio_write)
 
-    def ready(self):
-        """True once the first frame is waiting in the pipe (the decoder has started)."""
-        return self.has_output()
-
 
 class TranscodeMode(Mode):
     def __init__(self, plan, has_audio=lambda segment: True):
