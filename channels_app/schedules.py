@@ -19,6 +19,7 @@ from retrovue.errors import ConfigError
 from . import media, programming, timeline
 from .models import Channel, Program, Schedule, TransitionRule
 from .profiles import AUDIO_SAMPLE_RATE
+from .signals import switch_requested
 from .validation import text_problem
 
 SCHEDULE_FIELDS = {"timezone", "loop", "transition", "programs"}
@@ -362,6 +363,7 @@ def switch_channel(channel, asset_ref):
         raise ConfigError(errors)
     now = timezone.now()
     Channel.objects.filter(pk=channel.pk).update(switch_asset=asset, switch_requested_at=now, updated_at=now)
+    switch_requested.send(sender=Channel, channel=channel)
     return {"channel": channel.number, "asset": media.asset_data(asset), "requested_at": now}
 
 

@@ -1,16 +1,25 @@
-"""Worker shutdown stops every supervisor; migrations create beat's schedule idempotently."""
+"""Worker shutdown stops every supervisor; a stored switch wakes its engine; migrations create
+beat's schedule idempotently."""
 from celery.signals import worker_shutting_down
 from django.conf import settings
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
+from channels_app.signals import switch_requested
+
 from .alerts import alert_interval
+from .launch import tell_switch
 from .supervisor import shutdown_all
 
 
 @worker_shutting_down.connect
 def stop_supervisors(**_):
     shutdown_all()
+
+
+@receiver(switch_requested)
+def wake_engine(sender, channel, **_):
+    tell_switch(channel)
 
 
 def beat_schedule():

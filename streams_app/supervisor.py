@@ -46,6 +46,15 @@ def shutdown_all():
         supervisor.wake.set()
 
 
+def switch_asked(stream_id):
+    """A switch was stored for the channel of `stream_id`: tell its engine, if it runs here."""
+    for supervisor in list(_ACTIVE):
+        if supervisor.stream.pk == stream_id and supervisor.ffmpeg and supervisor.ffmpeg.feeder:
+            supervisor.ffmpeg.feeder.switch_asked()
+            return True
+    return False
+
+
 def channel_plan(channel):
     return ChannelPlan(
         number=channel.number,

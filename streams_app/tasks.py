@@ -4,14 +4,19 @@ Entry points only: each calls one service function."""
 from celery import shared_task
 
 from . import alerts, lifecycle, monitoring, services
-from .launch import SUPERVISE_TASK
-from .supervisor import Supervisor
+from . import supervisor
+from .launch import SUPERVISE_TASK, SWITCH_TASK
 
 
 @shared_task(name=SUPERVISE_TASK, ignore_result=True, acks_late=False,
              time_limit=None, soft_time_limit=None)
 def supervise_stream(stream_id):
-    return Supervisor(stream_id).run()
+    return supervisor.Supervisor(stream_id).run()
+
+
+@shared_task(name=SWITCH_TASK, ignore_result=True)
+def switch_asked(stream_id):
+    return supervisor.switch_asked(stream_id)
 
 
 @shared_task(name="streams.sweep_leases", ignore_result=True)

@@ -179,6 +179,27 @@ def test_a_switch_cuts_in_at_once_then_the_timeline_resumes_where_the_clock_is()
     assert mode.written[cut + 10][1][1] == cut + 10
 
 
+def test_a_switch_asked_for_is_taken_at_the_next_frame_without_waiting_for_the_slow_poll():
+    blue = timeline.Segment(ORIGIN, ORIGIN + timedelta(seconds=1), "program", "/media/blue.mp4", 0.0, title="blue")
+    feed = playlist(item("a", 10.0))
+    feed.switches = [None, blue]  # the poll at the first frame finds nothing
+    clock = FakeClock()
+    mode = FakeMode(clock, stop_after=30)
+    pacer = Pacer(mode, feed, origin=ORIGIN, clock=clock, wait=clock.wait, executor=InlineExecutor,
+                  switch_poll_seconds=100)
+    mode.pacer, clock.stopped = pacer, pacer.stopped.is_set
+    original_write = mode.write
+
+    def write(payload):
+        original_write(payload)
+        if payload[1] == 4:  # the request is stored and its wake-up arrives while frame 4 airs
+            pacer.switch_asked()
+    mode.write = write
+    pacer.play()
+    titles = [title for _, (title, _) in mode.written]
+    assert titles.index("blue") == 5 and titles[5:15] == ["blue"] * 10
+
+
 def test_a_segment_that_runs_short_is_filled_by_the_slate_and_the_next_airs_on_time():
     pacer, mode = run_engine(playlist(item("a", 1.0), item("b", 1.0)), frames=15, short={"/media/a.mp4"})
     assert [(frame, segment.kind) for frame, segment in pacer.aired] == [(0, "program"), (5, "slate"), (10, "program")]

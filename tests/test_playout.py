@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from channels_app import services
 from channels_app.models import Channel, MediaAsset, Program, Schedule
+from channels_app.schedules import switch_channel
 from streams_app import lifecycle
 from streams_app.models import Stream
 
@@ -128,7 +129,7 @@ def switch_red_to_blue(channel, blue, recorder, tmp_path, timeout=15):
     wait_status(channel.number, "RUNNING", timeout=timeout)
     time.sleep(1)
     asked = time.monotonic()
-    Channel.objects.filter(pk=channel.pk).update(switch_asset=blue, switch_requested_at=timezone.now())
+    switch_channel(services.get_channel(channel.pk), blue.pk)  # as the API and the CLI ask
     time.sleep(3)
     recorder.stop()
     capture = tmp_path / "switch.ts"

@@ -33,9 +33,10 @@ from django.utils import timezone
 log = logging.getLogger("retrovue.playout")
 
 PREROLL_SECONDS = 2.0
-# How often the timeline is asked for a switch: each ask is a query, and a switch must air
-# within a second (a reader starts in 0.1-0.3 s).
-SWITCH_POLL_SECONDS = 0.5
+# A switch request wakes the engine at once (`switch_asked`); this slow poll only finds one whose
+# wake-up was lost (the broker away): every poll is a query, at every frame it would cost more
+# than the rest of a copy channel's pacing.
+SWITCH_POLL_SECONDS = 5
 RECENT = 256
 
 
@@ -67,6 +68,7 @@ class Pacer(threading.Thread):
         self.preroll = int(PREROLL_SECONDS * self.fmt.fps)
         self.switch_every = max(1, int(switch_poll_seconds * self.fmt.fps))
         self.current = self.following = self.switching = None  # an Entry, then two futures
+        self.switch_hint = threading.Event()
         # The recent cuts (frame, segment) and segments that ran short (segment, aired, scheduled):
         # bounded, a channel runs for months.
         self.aired = collections.deque(maxlen=RECENT)
@@ -76,6 +78,10 @@ class Pacer(threading.Thread):
     # --- control --------------------------------------------------------------------------------
     def stop(self):
         self.stopped.set()
+
+    def switch_asked(self):
+        """A switch was stored for this channel: look for it at the next frame."""
+        self.switch_hint.set()
 
     def close(self):
         """After the output stage is gone: let the thread end, then release the mode's pipes."""
@@ -208,7 +214,8 @@ class Pacer(threading.Thread):
         switch whose reader has output. True if the cut was made."""
         if self.following is None and self.current.end - k <= self.preroll:
             self.following = self.prepare.submit(self.next_entry, self.current.end)
-        if self.switching is None and k % self.switch_every == 0:
+        if self.switching is None and (self.switch_hint.is_set() or k % self.switch_every == 0):
+            self.switch_hint.clear()
             self.switching = self.prepare.submit(self.prepare_switch)
         if self.switching is None or not self.switching.done():
             return False
