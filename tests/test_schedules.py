@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from channels_app import media, services
+from channels_app import media, programming, services
 from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
 from channels_app.schedules import copy_mode_errors
 
@@ -382,3 +382,14 @@ def test_the_schedule_on_air_cannot_be_deleted_from_under_its_channel():
         schedule.delete()
     Channel.objects.filter(pk=channel.pk).delete()  # the channel takes its schedules with it
     assert not Schedule.objects.filter(pk=schedule.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_engine_gets_a_long_program_whole_not_cut_at_its_first_window():
+    """A 3-hour movie on a playlist: what the engine asks for at its start ends at its end."""
+    start = timezone.now().replace(microsecond=0)
+    movie = MediaAsset.objects.create(source="/m/movie.mp4", duration_s=3 * 3600, video_codec="h264")
+    channel = make_channel(95)
+    channel.playlist, channel.playlist_started_at = [movie.source], start
+    segments = programming.upcoming(channel, start)
+    assert (segments[0].start, segments[0].end) == (start, start + timedelta(hours=3))

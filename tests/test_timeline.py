@@ -1,8 +1,6 @@
 """The timeline: schedules resolved into back-to-back segments (pure logic)."""
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from channels_app.timeline import Filler, Item, looped, segments
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -64,18 +62,3 @@ def test_a_playlist_loops_from_its_anchor_and_a_late_join_moves_the_in_point():
     segs = looped(items, T0, s(32), s(50))
     assert shape(segs) == [("program", 32, 40, "A"), ("program", 40, 45, "B"), ("program", 45, 50, "A")]
     assert segs[0].in_point == 2.0 and segs[1].in_point == 0.0
-
-
-@pytest.mark.django_db
-def test_the_engine_gets_a_long_program_whole_not_cut_at_its_first_window():
-    """A 3-hour movie on a playlist: what the engine asks for at its start ends at its end."""
-    from channels_app import programming
-    from channels_app.models import MediaAsset
-
-    from .factories import make_channel
-
-    movie = MediaAsset.objects.create(source="/m/movie.mp4", duration_s=3 * 3600, video_codec="h264")
-    channel = make_channel(95)
-    channel.playlist, channel.playlist_started_at = [movie.source], T0
-    segments = programming.upcoming(channel, T0)
-    assert (segments[0].start, segments[0].end) == (T0, s(3 * 3600))
