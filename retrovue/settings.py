@@ -151,6 +151,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    "retrovue.middleware.DatabaseOutageMiddleware",
 ]
 
 if not DEBUG:  # production serves the admin's collected static files itself (runserver does in DEBUG)
