@@ -32,5 +32,12 @@ class NoCapacity(ServiceError):
     http_status = 503
 
 
+class BrokerUnavailable(ServiceError):
+    """The broker refused a run's task: the transaction that would have recorded the run is
+    rolled back, so nothing was started and nothing says otherwise."""
+
+    http_status = 503
+
+
 class DoesNotFit(Conflict):
     """Admission control refused a channel: `details["shortfall"]` says what each host lacks."""

@@ -9,18 +9,23 @@ from django.utils import timezone
 from channels_app.models import Channel
 from resources_app.allocations import reserve
 from resources_app.models import EncodeHost
+from retrovue.errors import BrokerUnavailable
 
 from .models import Stream
 
 log = logging.getLogger("retrovue.launch")
 SUPERVISE_TASK = "streams.supervise"
 SWITCH_TASK = "streams.switch_asked"
+# A connection gone stale is made again at once; a broker that is down refuses within a second.
+SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
 def launch_run(channel, host):
     """Inside the caller's transaction (channel row locked, host admitted): bump the generation,
     which fences off any older run, record the new run with its reservation, and queue its
-    supervisor once the commit is durable."""
+    supervisor. The task is sent before the commit: if the broker refuses it, BrokerUnavailable
+    rolls the transaction back (a start is refused, never half-made); the supervisor waits for
+    the commit when its task comes first (`supervisor.recorded_run`)."""
     channel.generation += 1
     channel.desired_state = Channel.Desired.RUNNING
     channel.status = Channel.Status.STARTING
@@ -29,8 +34,11 @@ def launch_run(channel, host):
     stream = Stream.objects.create(channel=channel, host=host.name, generation=channel.generation,
                                    heartbeat_at=timezone.now())
     reserve(channel, host, stream)
-    # By name: the task module is an entry point above this one.
-    transaction.on_commit(lambda: current_app.send_task(SUPERVISE_TASK, args=[stream.pk], queue=host.queue))
+    try:  # by name: the task module is an entry point above this one
+        current_app.send_task(SUPERVISE_TASK, args=[stream.pk], queue=host.queue, retry_policy=SEND_RETRY)
+    except Exception as exc:  # noqa: BLE001 - whatever the broker's client raises
+        raise BrokerUnavailable(f"the broker is unavailable ({exc}); channel {channel.number} was not started") \
+            from None
     return stream
 
 
@@ -44,7 +52,7 @@ def tell_switch(channel):
     def send():
         try:
             current_app.send_task(SWITCH_TASK, args=[run.pk], queue=EncodeHost(name=run.host).queue,
-                                  expires=10, retry=False)
+                                  expires=10, retry_policy=SEND_RETRY)
         except Exception as exc:  # noqa: BLE001 - any broker failure: the slow poll covers it
             log.warning("channel %s: switch wake-up not sent (%s); the engine polls for it", channel.number, exc)
 

@@ -15,6 +15,11 @@ from . import process
 from .progress import ProgressParser
 
 
+# FFmpeg's last words when it gives up on its outputs: it is exiting, but its cleanup can wait
+# forever on an input thread blocked in a pipe the engine still holds open.
+ABORTING = ("Error initializing output stream", "Error while opening encoder", "Conversion failed!")
+
+
 class FFmpegRun:
     def __init__(self, argv, cwd, errors, wake, stdin=subprocess.DEVNULL, pass_fds=()):
         self.errors = errors  # shared rolling log: it outlives restarts
@@ -22,6 +27,7 @@ class FFmpegRun:
         self.feeder = None  # the playout engine's pacer writing into this process, stopped with it
         self.progress = {}
         self.first_progress_at = None
+        self.aborted = False  # it said one of ABORTING: treat it as exited
         self.started_at = time.monotonic()
         self.last_advance_at = self.started_at
         self.proc = process.spawn(argv, cwd=cwd, stdin=stdin, pass_fds=pass_fds)
@@ -64,6 +70,9 @@ class FFmpegRun:
             line = line.rstrip()
             if line:
                 self.errors.append({"at": timezone.now().isoformat(), "line": line})
+                if any(words in line for words in ABORTING):
+                    self.aborted = True
+                    self.wake.set()
 
     def error_tail(self, lines=3):
         return " | ".join(entry["line"] for entry in list(self.errors)[-lines:])

@@ -11,7 +11,7 @@ from django.utils import timezone
 from channels_app.models import Channel
 from resources_app.allocations import admit, release_run
 from resources_app.models import EncodeHost
-from retrovue.errors import ServiceError
+from retrovue.errors import BrokerUnavailable, ServiceError
 
 from .control_loops import in_grace
 from .launch import launch_run
@@ -69,20 +69,23 @@ def _replace(channel_id, reason, lost_hosts=()):
 
     A host whose lease just expired may still look live for part of a heartbeat: never
     choose it again in the same sweep."""
-    with transaction.atomic():
-        channel = Channel.objects.select_for_update().get(pk=channel_id)
-        if channel.desired_state != Channel.Desired.RUNNING:
-            return "not wanted"
-        if channel.streams.filter(status__in=Stream.ACTIVE).exists():
-            return "already running"
-        try:
-            host = admit(channel, exclude=lost_hosts)
-        except ServiceError as exc:
-            Channel.objects.filter(pk=channel.pk).update(
-                status=Channel.Status.ERROR, status_reason=f"{reason}; {exc}", updated_at=timezone.now())
-            return "no host"
-        launch_run(channel, host)
-        return f"re-placed on {host.name}"
+    try:
+        with transaction.atomic():
+            channel = Channel.objects.select_for_update().get(pk=channel_id)
+            if channel.desired_state != Channel.Desired.RUNNING:
+                return "not wanted"
+            if channel.streams.filter(status__in=Stream.ACTIVE).exists():
+                return "already running"
+            try:
+                host = admit(channel, exclude=lost_hosts)
+            except ServiceError as exc:
+                Channel.objects.filter(pk=channel.pk).update(
+                    status=Channel.Status.ERROR, status_reason=f"{reason}; {exc}", updated_at=timezone.now())
+                return "no host"
+            launch_run(channel, host)
+            return f"re-placed on {host.name}"
+    except BrokerUnavailable:
+        return "broker away: the next sweep places it"  # rolled back: it still wants to run
 
 
 def sweep_expired_leases(now=None):
@@ -130,16 +133,16 @@ def migrate_step():
             .order_by("channel__number").select_related("channel").first()
         if run is None:
             continue
-        with transaction.atomic():
-            channel = Channel.objects.select_for_update().get(pk=run.channel_id)
-            if channel.generation != run.generation or channel.desired_state != Channel.Desired.RUNNING:
-                continue
-            try:
+        try:
+            with transaction.atomic():
+                channel = Channel.objects.select_for_update().get(pk=run.channel_id)
+                if channel.generation != run.generation or channel.desired_state != Channel.Desired.RUNNING:
+                    continue
                 target = admit(channel, exclude={host.name})
-            except ServiceError as exc:
-                done["stuck"].append(f"channel {channel.number}: {exc}")
-                continue
-            launch_run(channel, target)
+                launch_run(channel, target)
+        except ServiceError as exc:  # no host fits, or the broker is away: it stays where it is
+            done["stuck"].append(f"channel {run.channel.number}: {exc}")
+            continue
         done["moved"].append(f"channel {channel.number}: {host.name} -> {target.name}")
     if done["moved"] or done["stuck"]:
         log.warning("migration: %s", done)

@@ -55,6 +55,18 @@ def switch_asked(stream_id):
     return False
 
 
+def recorded_run(stream_id, patience=5.0, poll=0.01):
+    """The run a supervise task was sent for. The task is sent inside the transaction that
+    records the run, so it may arrive before the commit; a run never committed (its start was
+    rolled back) is None."""
+    deadline = time.monotonic() + patience
+    while True:
+        run = Stream.objects.select_related("channel__config").filter(pk=stream_id).first()
+        if run is not None or time.monotonic() > deadline:
+            return run
+        time.sleep(poll)
+
+
 def channel_plan(channel):
     return ChannelPlan(
         number=channel.number,
@@ -124,8 +136,8 @@ class Supervisor:
         if self.restart_at is not None:
             if now >= self.restart_at:
                 self.start_ffmpeg()
-        elif self.ffmpeg.exit_code() is not None:
-            return self.on_exit(self.ffmpeg.exit_code())
+        elif self.ffmpeg.exit_code() is not None or self.ffmpeg.aborted:
+            return self.on_exit()
         elif not self.ffmpeg.producing and now - self.ffmpeg.started_at > START_TIMEOUT_SECONDS:
             return self.on_stuck(f"no output within {START_TIMEOUT_SECONDS:g}s")
         elif self.ffmpeg.stalled_for() > settings.RETROVUE_STALL_SECONDS:
@@ -189,9 +201,10 @@ class Supervisor:
         return FFmpegRun(argv, str(self.plan.channel_dir), self.errors, self.wake, stdin=subprocess.PIPE,
                          pass_fds=pass_fds)
 
-    def on_exit(self, code):
-        """FFmpeg died: fail if this run never got going, else restart it per the policy."""
-        self.ffmpeg.stop()  # reaps it and drains stderr, so the reason holds its last words
+    def on_exit(self):
+        """FFmpeg died (or gave up and is dying): fail if this run never got going, else restart
+        it per the policy."""
+        code = self.ffmpeg.stop()  # reaps it and drains stderr, so the reason holds its last words
         reason = self.ffmpeg.error_tail() or f"ffmpeg exited with code {code}"
         if not self.ever_ran:
             self.failure_reason = f"ffmpeg could not start (exit {code}): {reason}"

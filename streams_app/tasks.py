@@ -11,6 +11,8 @@ from .launch import SUPERVISE_TASK, SWITCH_TASK
 @shared_task(name=SUPERVISE_TASK, ignore_result=True, acks_late=False,
              time_limit=None, soft_time_limit=None)
 def supervise_stream(stream_id):
+    if supervisor.recorded_run(stream_id) is None:
+        return "never recorded"  # its start was rolled back after the task was sent
     return supervisor.Supervisor(stream_id).run()
 
 

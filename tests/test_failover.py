@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from channels_app.models import Channel
+from resources_app.models import ResourceAllocation
 from streams_app import lifecycle
 from streams_app.models import Alert, MetricSample, Stream
 
@@ -168,3 +169,26 @@ def test_database_outage_keeps_ffmpeg_running_and_reconciles(other_host, media, 
     assert (run.pid, Channel.objects.get(pk=channel.pk).generation) == (pid, generation)
     assert run.status == "RUNNING" and (back - run.heartbeat_at).total_seconds() < 0
     assert MetricSample.objects.filter(stream=run, at__lt=back).count() >= 5  # buffered samples landed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_start_while_the_broker_is_away_is_refused_with_nothing_committed(live_host, media, free_port, api):
+    make_channel(38, port=free_port, quality="copy", playlist=[str(media["clip"])])
+    REDIS.stop()
+    try:
+        asked = time.monotonic()
+        refused = api.post("/api/channels/38/start")
+        took = time.monotonic() - asked
+    finally:
+        REDIS.start()
+    assert refused.status_code == 503 and "broker is unavailable" in refused.data["detail"], refused.data
+    assert took < 3
+    channel = Channel.objects.get(number=38)
+    assert (channel.status, channel.desired_state, channel.generation) == ("STOPPED", "STOPPED", 0)
+    assert not Stream.objects.filter(channel=channel).exists()
+    assert not ResourceAllocation.objects.filter(channel=channel).exists()
+    # the same start, once the broker is back, starts it
+    assert api.post("/api/channels/38/start").status_code == 202
+    wait_status(38, "RUNNING", timeout=40)
+    lifecycle.stop_channel(channel)
+    wait_status(38, "STOPPED")

@@ -30,6 +30,7 @@ class FakeRun:
         self.clock, self.pid = clock, 4242
         self.started_at = self.last_advance_at = clock()
         self.first_progress_at, self.code, self.stops = None, None, 0
+        self.aborted = False
 
     @property
     def producing(self):
