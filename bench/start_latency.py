@@ -71,12 +71,16 @@ def service_start(channel):
 
 
 def api_start(channel):
-    """The API view through Django's test client (authentication forced: no user is written)."""
+    """The API view through Django's test client, as an operator (authentication forced; the
+    permission check reads the operator's permissions as it does for every caller)."""
     from django.contrib.auth.models import User
     from rest_framework.test import APIClient
 
+    from tests.factories import make_user
+
     client = APIClient()
-    client.force_authenticate(user=User(username="bench"))
+    operator = User.objects.filter(username="bench-operator").first() or make_user("bench-operator", permissions="all")
+    client.force_authenticate(user=operator)
     response = client.post(f"/api/channels/{channel.pk}/start")
     if response.status_code != 202:
         raise RuntimeError(f"start returned {response.status_code}: {response.content[:200]!r}")
