@@ -7,18 +7,18 @@ from retrovue.api import documented
 
 from . import openapi, services
 from .models import Channel
-from .serializers import ChannelSerializer, channel_data
+from .serializers import ChannelSerializer, ConfigOutcomeSerializer, channel_data
 
 
 class ChannelList(APIView):
     permissions = {"GET": "channels_app.view_channel", "POST": "channels_app.add_channel"}
 
-    @documented(openapi.Channel(many=True))
+    @documented(ChannelSerializer(many=True))
     def get(self, request):
         channels = Channel.objects.with_runtime().select_related("config")
         return Response(ChannelSerializer(channels, many=True).data)
 
-    @documented(openapi.Channel, request=openapi.ChannelCreate, status=201)
+    @documented(ChannelSerializer, request=openapi.ChannelCreate, status=201)
     def post(self, request):
         channel = services.create_channel(request.data)
         return Response(channel_data(channel), status=status.HTTP_201_CREATED)
@@ -27,7 +27,7 @@ class ChannelList(APIView):
 class ChannelDetail(APIView):
     permissions = {"GET": "channels_app.view_channel", "DELETE": "channels_app.delete_channel"}
 
-    @documented(openapi.Channel)
+    @documented(ChannelSerializer)
     def get(self, request, ref):
         return Response(channel_data(services.get_channel(ref)))
 
@@ -44,7 +44,7 @@ class ChannelConfigView(APIView):
     def get(self, request, ref):
         return Response(services.get_channel(ref).config.sections())
 
-    @documented(openapi.ConfigOutcome, request=openapi.ConfigChange)
+    @documented(ConfigOutcomeSerializer, request=openapi.ConfigChange)
     def put(self, request, ref):
         channel = services.update_config(services.get_channel(ref), request.data)
         return Response({**channel_data(channel), **services.change_outcome(channel, request.data)})

@@ -71,30 +71,6 @@ class Outputs(s.Serializer):
     hls = s.CharField()
 
 
-class Channel(s.Serializer):
-    id = s.UUIDField()
-    number = s.IntegerField()
-    name = s.CharField()
-    description = s.CharField()
-    status = s.CharField()
-    status_reason = s.CharField()
-    desired_state = s.CharField()
-    host = s.CharField(allow_null=True)
-    uptime_s = s.FloatField(allow_null=True)
-    generation = s.IntegerField()
-    playlist = s.ListField(child=s.CharField())
-    config = ConfigSections()
-    outputs = Outputs()
-    created_at = s.DateTimeField()
-    updated_at = s.DateTimeField()
-
-
-class ConfigOutcome(Channel):
-    restart_required = s.BooleanField()
-    restart_for = s.ListField(child=s.CharField(), help_text="the changed settings that need a restart")
-    applied_live = s.ListField(child=s.CharField(), help_text="the changed settings that air without one")
-
-
 class MediaImport(s.Serializer):
     path = s.CharField(help_text="a file under the media roots, or an http(s) URL on the internet")
 

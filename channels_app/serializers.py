@@ -1,7 +1,9 @@
 """Read representations of channels for the API and the CLI's --json output."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import services
+from . import openapi, services
 from .models import Channel
 from .validation import udp_url
 
@@ -18,19 +20,34 @@ class ChannelSerializer(serializers.ModelSerializer):
                   "host", "uptime_s", "generation", "playlist", "config", "outputs",
                   "created_at", "updated_at"]
 
+    @extend_schema_field(OpenApiTypes.STR)
     def get_host(self, channel):
         return getattr(channel, "current_host", None)
 
+    @extend_schema_field(OpenApiTypes.FLOAT)
     def get_uptime_s(self, channel):
         return services.uptime_seconds(channel)
 
+    @extend_schema_field(openapi.ConfigSections)
     def get_config(self, channel):
         return channel.config.sections()
 
+    @extend_schema_field(openapi.Outputs)
     def get_outputs(self, channel):
         network = channel.config.network_settings
         return {"udp": udp_url(network, network.get("ttl", 16)).split("?")[0],
                 "hls": f"/hls/{channel.number}/index.m3u8"}
+
+
+class ConfigOutcomeSerializer(ChannelSerializer):
+    """What PUT .../config answers (for the schema): the channel, and what its change needs."""
+
+    restart_required = serializers.BooleanField()
+    restart_for = serializers.ListField(child=serializers.CharField(), help_text="changes that need a restart")
+    applied_live = serializers.ListField(child=serializers.CharField(), help_text="changes that air without one")
+
+    class Meta(ChannelSerializer.Meta):
+        fields = [*ChannelSerializer.Meta.fields, "restart_required", "restart_for", "applied_live"]
 
 
 def channel_data(channel):

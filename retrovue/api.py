@@ -1,8 +1,7 @@
-"""API plumbing shared by the apps: domain errors become HTTP answers with field errors, the
-database away a 503."""
+"""API plumbing shared by the apps: domain errors become HTTP answers with field errors (the
+database away is left to DatabaseOutageMiddleware, which answers the API in JSON)."""
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -10,7 +9,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from retrovue.errors import ConfigError
 
 from .errors import ServiceError
-from .middleware import log, outage_response
 
 ERRORS = {
     400: OpenApiResponse(description="bad input: {field: [message, ...]}, nothing written"),
@@ -30,9 +28,6 @@ def documented(responses, request=None, status=200, **options):
 def exception_handler(exc, context):
     if isinstance(exc, ConfigError):
         return Response(exc.errors, status=400)
-    if isinstance(exc, DatabaseError):
-        log.warning("%s: database unavailable: %s", context["request"].path, exc)
-        return outage_response()
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"},
                         status=413)

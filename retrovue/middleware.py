@@ -1,6 +1,6 @@
 """The database away is an outage, not a bug: a 503 with Retry-After and one line of reason,
-never a traceback (the API's own handler answers in JSON; this covers the pages, the IPTV
-surface and the admin)."""
+never a traceback: JSON on the API, plain text on the pages, the IPTV surface and the admin
+(DRF re-raises what its exception handler leaves, so this one place answers for both)."""
 import logging
 
 from django.db import DatabaseError

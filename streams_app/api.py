@@ -5,8 +5,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from channels_app.openapi import Channel as ChannelSchema
-from channels_app.serializers import channel_data
+from channels_app.serializers import ChannelSerializer, channel_data
 from channels_app.services import get_channel
 
 from retrovue.api import documented
@@ -45,7 +44,7 @@ class StreamMetricsView(StreamRead):
 class StreamRestart(APIView):
     permissions = {"POST": CHANGE_CHANNELS}
 
-    @documented(ChannelSchema, request=None, status=202)
+    @documented(ChannelSerializer, request=None, status=202)
     def post(self, request, ref):
         channel = lifecycle.restart_channel(get_channel(ref))
         return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)
@@ -58,7 +57,7 @@ class ChannelAction(APIView):
     permissions = {"POST": CHANGE_CHANNELS}
     action = None
 
-    @documented(ChannelSchema, request=None, status=202)
+    @documented(ChannelSerializer, request=None, status=202)
     def post(self, request, ref):
         channel = getattr(lifecycle, f"{self.action}_channel")(get_channel(ref))
         return Response(channel_data(channel), status=status.HTTP_202_ACCEPTED)

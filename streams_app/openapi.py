@@ -1,6 +1,8 @@
 """The shapes of the running-channel, monitoring and alert endpoints, for the OpenAPI schema."""
 from rest_framework import serializers as s
 
+from .monitoring import VERDICTS
+
 
 class Run(s.Serializer):
     id = s.IntegerField()
@@ -28,7 +30,7 @@ class StreamStatus(s.Serializer):
 class StreamHealth(s.Serializer):
     channel = s.UUIDField()
     number = s.IntegerField()
-    verdict = s.ChoiceField(["HEALTHY", "DEGRADED", "UNHEALTHY", "STOPPED"])
+    verdict = s.ChoiceField([*VERDICTS, "STOPPED"])
     reasons = s.ListField(child=s.CharField())
     restart_count = s.IntegerField()
     lease_age_s = s.FloatField(allow_null=True)
