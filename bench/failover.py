@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Failover outages: how long a channel's UDP output is silent when its FFmpeg is killed, when
-FFmpeg freezes (a stall), and when the encode worker running it is killed (host loss), with our
-defaults and with the seed's timings for comparison.
+FFmpeg freezes (a stall), when the encode worker running it is killed (host loss) and when it is
+frozen (SIGSTOP, then SIGCONT once its channel has moved: the time two hosts publish at once must
+be 0), with our defaults and with the seed's timings for comparison.
 
     python bench/failover.py [--runs 5] [--seed-runs 2]
 
@@ -61,7 +62,9 @@ CHANNELS = {
     "kill-seed": (6202, {"restart_delay_seconds": SEED_RESTART_DELAY}),
     "stall": (6203, {}),
     "host": (6204, {}),
+    "frozen": (6205, {}),
 }
+FROZEN_AFTER_MOVE = 2.0  # the frozen host stays frozen this long after its channel moved
 PRE_SECONDS = 1.5   # steady output before each event (its longest gap is the baseline jitter)
 TAIL_SECONDS = 1.5  # output must flow this long after it is back before the outage is measured
 TARGET_CRASH = 1.0
@@ -95,7 +98,7 @@ class Recorder:
 
     def __init__(self, port):
         self.sock = common.udp_receiver(port, timeout=0.1)
-        self.arrivals = []
+        self.arrivals, self.senders = [], []
         self.running = True
         self.thread = threading.Thread(target=self._receive, name=f"udp-{port}", daemon=True)
         self.thread.start()
@@ -103,11 +106,12 @@ class Recorder:
     def _receive(self):
         while self.running:
             try:
-                self.sock.recv(65536)
+                _data, sender = self.sock.recvfrom(65536)
             except socket.timeout:
                 continue
             except OSError:
                 return
+            self.senders.append(sender)  # before the arrival: the lists are read while they grow
             self.arrivals.append(time.monotonic())
 
     def arrived_since(self, t):
@@ -117,6 +121,15 @@ class Recorder:
         """(seconds, from, to) of the longest silence within [start, end], edges included."""
         times = [start] + [t for t in list(self.arrivals) if start <= t <= end] + [end]
         return max(((b - a, a, b) for a, b in zip(times, times[1:])), key=lambda gap: gap[0])
+
+    def publishers(self, start, end):
+        """{sender address: [first, last] arrival} within [start, end]: each FFmpeg sends from
+        a port of its own, so two senders at once are two hosts publishing one channel."""
+        spans = {}
+        for at, sender in zip(list(self.arrivals), list(self.senders)):
+            if start <= at <= end:
+                spans.setdefault(sender, [at, at])[1] = at
+        return spans
 
     def stop(self):
         self.running = False
@@ -352,6 +365,39 @@ def host_loss(channel, recorder, cluster, timeout, fraction):
     return result
 
 
+def frozen_host(channel, recorder, cluster, timeout, fraction):
+    """SIGSTOP the worker running the channel (its FFmpeg, in a session of its own, is not
+    stopped); once the sweep has moved the channel and the new host publishes, SIGCONT it."""
+    import psutil
+
+    run = start_and_settle(channel, recorder)
+    victim = cluster.workers[run.host]
+    phase = at_sweep_phase(fraction)
+    event = Event()
+    frozen = psutil.Process(victim.proc.pid)
+    frozen.suspend()
+    try:
+        common.wait_for(lambda: (now := current_run(channel)).generation > run.generation
+                        and now.status == "RUNNING", timeout=timeout, interval=0.05, what=f"{channel} re-placed")
+        time.sleep(FROZEN_AFTER_MOVE)
+    finally:
+        frozen.resume()
+    resumed = time.monotonic()
+    common.wait_for(lambda: process_gone(run.pid), timeout=10, interval=0.02,
+                    what="the frozen host's FFmpeg gone once it resumed")
+    result = measure_outage(recorder, event, {"kill phase": phase, "placements": 1,
+                                              "route": f"{run.host} > {current_run(channel).host}"})
+    spans = recorder.publishers(event.mono - PRE_SECONDS, time.monotonic())
+    old = next(span for span in spans.values() if span[0] < event.mono)
+    newer = [span for span in spans.values() if span is not old]
+    result["double publishing"] = max([0.0] + [min(old[1], span[1]) - max(old[0], span[0]) for span in newer])
+    result["old sent after freeze"] = old[1] - event.mono
+    result["old sent after resume"] = max(0.0, old[1] - resumed)
+    stop_and_wait(channel)
+    victim.wait_live()
+    return result
+
+
 def repeat(label, runs, scenario):
     results = []
     for n in range(runs):
@@ -359,6 +405,9 @@ def repeat(label, runs, scenario):
         results.append(result)
         route = (f", killed {result['kill phase']:.2f} s after a sweep, {result['route']}"
                  if "route" in result else "")
+        if "double publishing" in result:
+            route += (f", double publishing {result['double publishing']:.3f} s, old output stopped "
+                      f"{result['old sent after freeze'] * 1000:.0f} ms after the freeze")
         print(f"  {label} run {n + 1}/{runs}: outage {result['outage']:.2f} s "
               f"(baseline gap {result['baseline'] * 1000:.0f} ms{route})", flush=True)
     return results
@@ -390,6 +439,10 @@ def measure(args, channels, recorders):
         "worker SIGKILL, ours", args.runs,
         lambda fraction: host_loss(channels["host"], recorders["host"], cluster,
                                    ttl + 3 * every + 30, fraction))))
+    out.append(("worker SIGSTOP (frozen host)", f"ours: sweep {every} s, TTL {ttl:g} s", repeat(
+        "worker SIGSTOP, ours", args.runs,
+        lambda fraction: frozen_host(channels["frozen"], recorders["frozen"], cluster,
+                                     ttl + 3 * every + 30, fraction))))
     if args.seed_runs:
         out.append(("FFmpeg SIGKILL", f"seed: restart_delay {SEED_RESTART_DELAY}", repeat(
             "FFmpeg SIGKILL, seed", args.seed_runs, kill("kill-seed", SEED_RESTART_DELAY))))
@@ -462,6 +515,11 @@ def report(out):
           f"{verdict(crash, TARGET_CRASH)}")
     print(f"  host loss, output back within {TARGET_HOST:g} s: {verdict(host, TARGET_HOST)}")
     print(f"  host loss, stretch {STRETCH_HOST:g} s: {verdict(host, STRETCH_HOST)}")
+    frozen = next(r for s, c, r in out if s.startswith("worker SIGSTOP"))
+    double = [r["double publishing"] for r in frozen]
+    print(f"  frozen host, output back within {TARGET_HOST:g} s: {verdict(frozen, TARGET_HOST)}")
+    print(f"  frozen host, two hosts publishing at once: max {max(double):.3f} s over {len(double)} runs -> "
+          + ("MET (0) in every run" if not any(double) else "MISSED"))
 
 
 def machine():

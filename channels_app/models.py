@@ -13,6 +13,8 @@ class ChannelQuerySet(models.QuerySet):
             current_run=FilteredRelation("streams", condition=Q(streams__generation=F("generation"))),
             current_host=F("current_run__host"),
             current_started_at=F("current_run__started_at"),
+            current_heartbeat_at=F("current_run__heartbeat_at"),
+            current_on_air=F("current_run__health_metrics__on_air"),  # what its engine reports
         )
 
 

@@ -124,6 +124,8 @@ class Airing(s.Serializer):
     title = s.CharField()
     source = s.CharField(allow_null=True)
     program_id = s.IntegerField(allow_null=True)
+    reason = s.CharField(required=False, help_text="why the slate airs in a program's slot (its source "
+                                                   "cannot be read), as the channel's engine reports it")
 
 
 class Schedule(ScheduleChange):

@@ -398,7 +398,20 @@ def airing(channel, hours=None):
     segments = _merged(programming.channel_segments(channel, hours=_hours(hours)))
     airs = [{"kind": s.kind, "start": s.start.astimezone(zone), "end": s.end.astimezone(zone),
              "title": s.title, "source": s.source, "program_id": s.program_id} for s in segments]
-    return {"current": airs[0], "upcoming": airs[1:]}
+    return {"current": _as_aired(channel, airs[0]), "upcoming": airs[1:]}
+
+
+def _as_aired(channel, current):
+    """The current entry as a running channel's engine reports it (at its last heartbeat, read
+    by `Channel.objects.with_runtime()`): a program whose source cannot be read airs the slate,
+    and the view says so and why."""
+    aired = getattr(channel, "current_on_air", None) or {}
+    if channel.status != "RUNNING":
+        return current
+    if aired.get("kind") == "slate" and aired.get("description") and current["kind"] != "slate" and \
+            (aired.get("title"), aired.get("program_id")) == (current["title"], current["program_id"]):
+        return {**current, "kind": "slate", "source": None, "reason": aired["description"]}
+    return current
 
 
 def schedule_data(channel, hours=None):

@@ -9,6 +9,7 @@ from .validation import udp_url
 
 
 class ChannelSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
     host = serializers.SerializerMethodField()
     uptime_s = serializers.SerializerMethodField()
     config = serializers.SerializerMethodField()
@@ -19,6 +20,10 @@ class ChannelSerializer(serializers.ModelSerializer):
         fields = ["id", "number", "name", "description", "status", "status_reason", "desired_state",
                   "host", "uptime_s", "generation", "playlist", "config", "outputs",
                   "created_at", "updated_at"]
+
+    @extend_schema_field(serializers.ChoiceField([*Channel.Status.values, "UNKNOWN"]))
+    def get_status(self, channel):
+        return services.reported_status(channel)
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_host(self, channel):

@@ -158,6 +158,21 @@ def delete_channel(channel):
         raise Conflict(f"channel {channel.number} changed while deleting; try again")
 
 
+def lease_in_doubt(age_s):
+    """A run that missed two heartbeats: its host may be lost or frozen, not judged yet (the
+    sweep does that at the lease TTL)."""
+    return age_s is not None and age_s > 2 * settings.RETROVUE_HEARTBEAT_SECONDS
+
+
+def reported_status(channel, now=None):
+    """The channel's status as far as it is known: UNKNOWN while its run's lease is in doubt."""
+    heartbeat_at = getattr(channel, "current_heartbeat_at", None)
+    if channel.status in (Channel.Status.STARTING, Channel.Status.RUNNING) and heartbeat_at and \
+            lease_in_doubt(((now or timezone.now()) - heartbeat_at).total_seconds()):
+        return "UNKNOWN"
+    return channel.status
+
+
 def uptime_seconds(channel):
     started = getattr(channel, "current_started_at", None)
     if channel.status != Channel.Status.RUNNING or not started:

@@ -74,6 +74,12 @@ RETROVUE_HEALTH_CHECK_INTERVAL = env_int("RETROVUE_HEALTH_CHECK_INTERVAL", 1)
 if RETROVUE_HEALTH_CHECK_INTERVAL >= RETROVUE_LEASE_TTL_SECONDS:
     raise ImproperlyConfigured("RETROVUE_HEALTH_CHECK_INTERVAL must be below RETROVUE_LEASE_TTL_SECONDS: "
                                "a lease must be judged before it can be renewed twice")
+# A host stops feeding its output this long before its lease could be judged expired (more than
+# the output stage takes to send what it holds: RETROVUE_PLAYOUT_LEAD_SECONDS and its muxer's).
+RETROVUE_FENCE_MARGIN_SECONDS = env_float("RETROVUE_FENCE_MARGIN_SECONDS", 0.5)
+if RETROVUE_HEARTBEAT_SECONDS + RETROVUE_FENCE_MARGIN_SECONDS >= RETROVUE_LEASE_TTL_SECONDS:
+    raise ImproperlyConfigured("RETROVUE_HEARTBEAT_SECONDS + RETROVUE_FENCE_MARGIN_SECONDS must be below "
+                               "RETROVUE_LEASE_TTL_SECONDS: a lease must be renewed before its host fences itself")
 # FFmpeg alive but its output time not advancing for this long = stalled, restarted.
 RETROVUE_STALL_SECONDS = env_float("RETROVUE_STALL_SECONDS", 2.0)
 # System-wide restart policy; ChannelConfig.failover_settings overrides it per channel.

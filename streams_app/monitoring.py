@@ -11,7 +11,7 @@ from django.db.models import Avg, Count, Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from channels_app.models import Channel
-from channels_app.services import uptime_seconds
+from channels_app.services import lease_in_doubt, uptime_seconds
 from resources_app.models import EncodeHost
 from resources_app.placement import host_loads
 
@@ -19,7 +19,7 @@ from .models import Alert, MetricSample, Stream
 
 REAL_TIME = 0.98  # speed below this is an encoder falling behind real time
 RECENT = timedelta(minutes=1)  # the window of "recent" drops and error lines
-VERDICTS = ("HEALTHY", "DEGRADED", "FAILED")
+VERDICTS = ("HEALTHY", "DEGRADED", "UNKNOWN", "FAILED")
 STATS_FIELDS = ("bitrate_kbps", "fps", "speed", "cpu_percent", "memory_mb")
 # (measure, its key in ChannelConfig.resource_limits, unit): over the limit is DEGRADED.
 LIMITS = (("cpu_percent", "max_cpu_percent", "%"), ("memory_mb", "max_memory_mb", " MB"))
@@ -38,6 +38,8 @@ def health_verdict(stream_status, metrics, lease_age_s, resource_limits, drop_ba
         return "STOPPED", []
     if lease_age_s is not None and lease_age_s > settings.RETROVUE_LEASE_TTL_SECONDS:
         return "FAILED", [f"no heartbeat for {lease_age_s:.0f}s"]
+    if lease_in_doubt(lease_age_s):
+        return "UNKNOWN", [f"no heartbeat for {lease_age_s:.1f}s: its host may be lost or frozen"]
     if stream_status == Stream.Status.STARTING:
         return "DEGRADED", ["starting"]
     reasons = [_slow(metrics.get("speed")), _dropping(metrics.get("drop_frames"), drop_baseline)]

@@ -10,8 +10,7 @@ import subprocess
 
 
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-_prctl = _libc.prctl
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def die_with_parent(niceness=0):
@@ -39,10 +38,12 @@ def spawn(argv, cwd=None, stdin=subprocess.DEVNULL, pass_fds=(), text=True, nice
 
 
 def terminate(proc, grace=3.0):
-    """SIGTERM the process group (FFmpeg closes its outputs cleanly), SIGKILL after `grace` s."""
+    """SIGTERM the process group (FFmpeg closes its outputs cleanly), SIGKILL after `grace` s
+    (at once with no grace)."""
     if proc.poll() is not None:
         return proc.returncode
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    steps = ((signal.SIGTERM, grace),) if grace else ()  # no grace: nothing may be flushed
+    for sig, wait in (*steps, (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -52,11 +53,3 @@ def terminate(proc, grace=3.0):
         except subprocess.TimeoutExpired:
             continue
     return proc.wait()
-
-
-def discard(proc):
-    """Stop a short-lived reader at once (it holds nothing worth flushing) and close its pipes."""
-    terminate(proc, grace=0.0)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()

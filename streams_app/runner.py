@@ -56,8 +56,7 @@ class FFmpegRun:
             if not block:
                 continue
             previous, self.progress = self.progress, block
-            if (block.get("out_time_s") or 0) > (previous.get("out_time_s") or 0) or \
-                    (block.get("frame") or 0) > (previous.get("frame") or 0):
+            if any((block.get(key) or 0) > (previous.get(key) or 0) for key in ("out_time_s", "frame")):
                 self.last_advance_at = time.monotonic()
             if self.first_progress_at is None:
                 self.first_progress_at = self.last_advance_at = time.monotonic()
@@ -104,6 +103,8 @@ class FFmpegRun:
             metrics["memory_mb"] = round(rss / 2**20, 1)
             metrics["processes"] = count
         metrics["pid"] = self.pid
+        if self.feeder:
+            metrics["on_air"] = self.feeder.on_air()
         metrics["updated_at"] = timezone.now().isoformat()
         return metrics
 

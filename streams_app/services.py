@@ -16,6 +16,7 @@ from retrovue.errors import BrokerUnavailable, ServiceError
 from .control_loops import in_grace
 from .launch import launch_run
 from .models import Stream
+from .playout.lease import Lease
 from .monitoring import channel_verdict, drop_baselines, lease_age, metric_series
 
 log = logging.getLogger("retrovue.sweep")
@@ -100,10 +101,13 @@ def sweep_expired_leases(now=None):
     stale_before = now - timedelta(seconds=settings.RETROVUE_LEASE_TTL_SECONDS)
     lost_hosts = set()
     for stream in Stream.objects.filter(status__in=Stream.ACTIVE, heartbeat_at__lt=stale_before):
-        reason = f"lease expired: host {stream.host} lost"
+        # Its host fenced itself (lease.py) by then at the latest, lost or frozen: the end on record
+        # until a frozen host that comes back says when it really stopped.
+        fenced_by = min(now, stream.heartbeat_at + timedelta(seconds=Lease.hold()))
+        reason = f"lease expired: host {stream.host} lost or frozen"
         if Stream.objects.filter(pk=stream.pk, status=stream.status,
                                  heartbeat_at=stream.heartbeat_at).update(
-                status=Stream.Status.ERROR, status_reason=reason, ended_at=timezone.now()):
+                status=Stream.Status.ERROR, status_reason=reason, ended_at=fenced_by):
             done["expired"].append(stream.pk)
             lost_hosts.add(stream.host)
             release_run(stream.pk)

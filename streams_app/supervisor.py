@@ -10,13 +10,17 @@ while: FFmpeg keeps running, samples are buffered, and the writes are retried wh
 """
 import collections
 import logging
+import math
 import subprocess
 import threading
 import time
 import weakref
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from channels_app.models import Channel
@@ -26,6 +30,7 @@ from . import playout
 from .alerts import clear_alert, raise_alert
 from .hls import channel_dir, output_bitrate_kbps
 from .models import Alert, MetricSample, Stream
+from .playout.lease import Lease
 from .playout.plan import ChannelPlan
 from .runner import FFmpegRun
 
@@ -107,6 +112,8 @@ class Supervisor:
         self.next_sample = self.clock()
         self.db_down_since = None
         self.failure_reason = ""
+        self.lease = Lease(until=-math.inf)  # held from the claim on, renewed by heartbeats
+        self.fenced_at = None  # (why, when its output stopped) once its lease lapsed
         _ACTIVE.add(self)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -133,6 +140,8 @@ class Supervisor:
         if SHUTDOWN.is_set():
             return self.SHUTDOWN_
         now = self.clock()
+        if self.restart_at is None and not self.lease.holds(now):
+            return self.on_lease_lapsed(now)
         if self.restart_at is not None:
             if now >= self.restart_at:
                 self.start_ffmpeg()
@@ -159,9 +168,12 @@ class Supervisor:
     # --- FFmpeg ---------------------------------------------------------------------------------
     def launch(self):
         """Claim the lease and start FFmpeg; returns an outcome if the run must not go on."""
+        claimed_at = self.clock()
         if not self.cas_stream(status__in=[Stream.Status.STARTING], heartbeat_at=timezone.now()):
             return self.FENCED
-        self.await_predecessor()
+        self.lease.renewed(claimed_at)
+        if self.await_predecessor() and not self.renew():
+            return self.FENCED
         self.plan.clear_hls()
         self.start_ffmpeg()
         return None
@@ -170,19 +182,22 @@ class Supervisor:
         """A channel moved off a live host (drain --migrate) is still published there until
         that supervisor sees it was fenced, within a heartbeat: start only once it has
         stopped, so two hosts never publish one channel at once. A lost host's run is
-        already ended by the sweep, so this costs nothing on failover."""
+        already ended by the sweep, so this costs nothing on failover. True if it waited."""
         deadline = self.clock() + settings.RETROVUE_LEASE_TTL_SECONDS
         older = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation,
                                       status__in=Stream.ACTIVE)
+        waited = False
         while self.db_write(older.exists) and self.clock() < deadline:
+            waited = True
             self.wait(timeout=0.05)
+        return waited
 
     def start_ffmpeg(self):
         """Start the run's output stage and the engine that feeds it, from the channel's
         configuration as it is now (an operator's restart applies a changed config)."""
         self.restart_at = None
         self.refresh_plan()
-        run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output)
+        run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease)
         self.ffmpeg = run
         self.reported_running = False
         self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
@@ -220,6 +235,23 @@ class Supervisor:
             self.failure_reason = f"ffmpeg {why}: {self.ffmpeg.error_tail()}"
             return self.FAILED
         return self.schedule_restart(why)
+
+    def on_lease_lapsed(self, now):
+        """The lease was not renewed in time (this host was frozen, or its database calls hung),
+        so the pacer stopped feeding the output stage when it lapsed. Kill that stage without
+        letting it flush; if the run is still ours, start again where the clock is, else leave
+        the channel to its new run and record when this one really stopped publishing."""
+        lapsed_for = now - self.lease.until
+        last_frame = self.lease.last_admitted
+        stopped_at = timezone.now() - timedelta(seconds=now - (last_frame if last_frame is not None else now))
+        self.ffmpeg.kill()
+        why = f"lease lapsed for {lapsed_for:.1f}s (host frozen or stalled)"
+        if self.renew():
+            return self.schedule_restart(why)
+        self.fenced_at = (f"{why}: fenced, its output stopped at {stopped_at.isoformat(timespec='milliseconds')}",
+                          stopped_at)
+        log.warning("%s: %s", self.channel, self.fenced_at[0])
+        return self.FENCED
 
     def schedule_restart(self, reason):
         """Count the attempt in its window; past the limit (or with auto_restart off) fail."""
@@ -263,6 +295,17 @@ class Supervisor:
         guard.setdefault("status__in", Stream.ACTIVE)
         return bool(Stream.objects.filter(pk=self.stream.pk, generation=self.generation, **guard)
                     .update(**changes))
+
+    def renew(self, attempted_at=None, **changes):
+        """Renew the lease (writing `changes` with it) from an attempt begun at `attempted_at`;
+        True, False (the run is no longer ours) or None (the database is away)."""
+        attempted_at = self.clock() if attempted_at is None else attempted_at
+        renewed = self.db_write(self.cas_stream, heartbeat_at=timezone.now(), **changes)
+        if renewed:
+            self.lease.renewed(attempted_at)
+        elif renewed is None:
+            self.lease.kept(attempted_at)
+        return renewed
 
     def cas_channel(self, only_from=None, **changes):
         rows = Channel.objects.filter(pk=self.channel.pk, generation=self.generation)
@@ -316,7 +359,8 @@ class Supervisor:
 
     def heartbeat(self):
         """Renew the lease and read the desired state; stop if the channel is no longer ours."""
-        self.next_heartbeat = self.clock() + settings.RETROVUE_HEARTBEAT_SECONDS
+        attempted_at = self.clock()
+        self.next_heartbeat = attempted_at + settings.RETROVUE_HEARTBEAT_SECONDS
         health = self.ffmpeg.health() if self.restart_at is None else {}
         if health and health.get("bitrate_kbps") is None:
             health["bitrate_kbps"] = output_bitrate_kbps(self.plan.hls_dir)
@@ -325,14 +369,13 @@ class Supervisor:
         row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
             "restart_requested", "channel__desired_state", "channel__generation").first())
         if row is None and self.db_down_since is not None:
-            return None  # database away: keep streaming, try again next beat
+            self.lease.kept(attempted_at)  # database away: keep streaming, try again next beat
+            return None
         if row is None or row["channel__generation"] != self.generation:
             return self.FENCED
         if row["channel__desired_state"] != Channel.Desired.RUNNING:
             return self.STOPPED
-        renewed = self.db_write(self.cas_stream, heartbeat_at=timezone.now(), health_metrics=health,
-                                error_log=list(self.errors))
-        if renewed is False:
+        if self.renew(attempted_at, health_metrics=health, error_log=list(self.errors)) is False:
             return self.FENCED
         self.flush_samples()
         if row["restart_requested"] and self.restart_at is None:
@@ -342,14 +385,20 @@ class Supervisor:
     def finish(self, outcome):
         """Stop FFmpeg, then record how the run ended (only where the run is still ours)."""
         code = self.ffmpeg.stop() if self.ffmpeg else None
-        final = {"ended_at": timezone.now(), "exit_code": code, "error_log": list(self.errors)}
+        reason, stopped_at = self.fenced_at or ("superseded", timezone.now())
+        final = {"ended_at": stopped_at, "exit_code": code, "error_log": list(self.errors)}
         if outcome == self.FAILED:
             log.error("%s failed: %s", self.channel, self.failure_reason)
             writes = [lambda: self.cas_stream(status=Stream.Status.ERROR, status_reason=self.failure_reason,
                                               **final),
                       lambda: self.cas_channel(status=Channel.Status.ERROR, status_reason=self.failure_reason)]
         elif outcome == self.FENCED:
-            writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason="superseded", **final)]
+            # The sweep may have ended the run already, at the latest time it could have published:
+            # what this host knows is when it really stopped.
+            writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),
+                      lambda: Stream.objects.filter(pk=self.stream.pk, generation=self.generation,
+                                                    status=Stream.Status.ERROR, ended_at__gt=stopped_at)
+                      .update(ended_at=stopped_at, status_reason=Concat("status_reason", Value(f"; {reason}")))]
         else:
             reason = "stopped" if outcome == self.STOPPED else f"host {self.stream.host} shut down"
             writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),

@@ -73,7 +73,7 @@ class UdpRecorder:
 
         self.sock = udp_socket(port)
         self.sock.settimeout(0.2)
-        self.arrivals, self.datagrams = [], []
+        self.arrivals, self.datagrams, self.senders = [], [], []
         self.running = True
         self.thread = threading.Thread(target=self._receive, daemon=True)
         self.thread.start()
@@ -81,16 +81,25 @@ class UdpRecorder:
     def _receive(self):
         while self.running:
             try:
-                data = self.sock.recv(65536)
+                data, sender = self.sock.recvfrom(65536)
             except socket.timeout:
                 continue
             self.arrivals.append(time.monotonic())
             self.datagrams.append(data)
+            self.senders.append(sender)
 
     def max_gap(self, start, end):
         """The longest silence between datagrams (or the window's edges) within [start, end]."""
         times = [start] + [t for t in self.arrivals if start <= t <= end] + [end]
         return max(b - a for a, b in zip(times, times[1:]))
+
+    def publishers(self):
+        """{sender address: (first, last) arrival}: each FFmpeg sends from a port of its own."""
+        spans = {}
+        for at, sender in zip(self.arrivals, self.senders):
+            first, _ = spans.get(sender, (at, at))
+            spans[sender] = (first, at)
+        return spans
 
     def stop(self):
         self.running = False

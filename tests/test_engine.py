@@ -48,6 +48,9 @@ class FakeReader:
     def ready(self):
         return True
 
+    def first_output(self, timeout):
+        return self.short_by < self.frames  # False: not a byte (the source cannot be read)
+
     def error_text(self):
         return "cannot be read"
 
@@ -58,19 +61,21 @@ class FakeReader:
 
 class FakeMode:
     """Units are (frame time, frame start, (segment title, channel frame)); writes are recorded
-    with the fake clock's time. `short` names sources that end early (as a copy reader may)."""
+    with the fake clock's time. `short` names sources that end early (as a copy reader may),
+    `missing` ones that cannot be read at all."""
 
     fmt = Format(64, 48, Fraction(FPS))
     lead = 0.0
     slate_piece = None
 
-    def __init__(self, clock, stop_after, short=()):
-        self.clock, self.stop_after, self.short = clock, stop_after, set(short)
+    def __init__(self, clock, stop_after, short=(), missing=()):
+        self.clock, self.stop_after, self.short, self.missing = clock, stop_after, set(short), set(missing)
         self.written, self.opened, self.live = [], [], set()
         self.pacer = None
 
     def open(self, segment, frames):
-        reader = FakeReader(segment, frames, short_by=frames // 2 if segment.source in self.short else 0)
+        short_by = frames if segment.source in self.missing else frames // 2 if segment.source in self.short else 0
+        reader = FakeReader(segment, frames, short_by=short_by)
         reader.mode = self
         self.opened.append(reader)
         self.live.add(reader)
@@ -95,7 +100,11 @@ class FakeMode:
 class ListFeed:
     def __init__(self, segments_at, switches=()):
         self.segments_at, self.switches = segments_at, list(switches)
-        self.asked = []
+        self.asked, self.unreadable_at = [], []
+        self.written = lambda: 0
+
+    def unreadable(self, segment, reason):
+        self.unreadable_at.append((segment.source, self.written()))
 
     def upcoming(self, at):
         self.asked.append(at)
@@ -109,9 +118,10 @@ def item(title, seconds):
     return timeline.Item(start=None, duration_s=seconds, source=f"/media/{title}.mp4", title=title)
 
 
-def run_engine(feed, frames, short=(), switch_poll_seconds=0.2):
+def run_engine(feed, frames, short=(), switch_poll_seconds=0.2, missing=()):
     clock = FakeClock()
-    mode = FakeMode(clock, stop_after=frames, short=short)
+    mode = FakeMode(clock, stop_after=frames, short=short, missing=missing)
+    feed.written = lambda: len(mode.written)
     pacer = Pacer(mode, feed, origin=ORIGIN, clock=clock, wait=clock.wait, executor=InlineExecutor,
                   switch_poll_seconds=switch_poll_seconds)
     mode.pacer = pacer
@@ -210,3 +220,15 @@ def test_a_segment_that_runs_short_is_filled_by_the_slate_and_the_next_airs_on_t
 
 def test_nothing_to_air_is_the_slate():
     assert timeline.looped([], ORIGIN, ORIGIN, ORIGIN + timedelta(hours=1))[0].kind == "slate"
+
+
+def test_a_source_that_cannot_be_read_is_known_before_its_boundary_and_the_slate_airs_in_its_slot():
+    feed = playlist(item("a", 3.0), item("b", 1.0), item("c", 1.0))
+    pacer, mode = run_engine(feed, frames=50, missing={"/media/b.mp4"})
+    assert [(frame, segment.kind) for frame, segment in pacer.aired] == [(0, "program"), (30, "slate"), (40, "program")]
+    assert [k for _, (_, k) in mode.written] == list(range(50))  # every frame on time: never silence
+    assert mode.written[30] == (3.0, ("b", 30)) and mode.written[40] == (4.0, ("c", 40))
+    # Found when b was prepared, while a still aired (not at b's boundary), and said once.
+    assert feed.unreadable_at == [("/media/b.mp4", 30 - pacer.preroll)]
+    slate = pacer.aired[1][1]
+    assert slate.title == "b" and slate.description == "/media/b.mp4 cannot be read: cannot be read"

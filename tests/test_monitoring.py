@@ -106,6 +106,8 @@ VERDICTS = [
     ("failed", "ERROR", {}, None, LIMITS, 0, "FAILED", []),
     ("stopped", "STOPPED", {}, None, LIMITS, 0, "STOPPED", []),
     ("lease expired", "RUNNING", {}, 10.0, LIMITS, 0, "FAILED", ["no heartbeat for 10s"]),
+    ("lease in doubt", "RUNNING", {}, 2.5, LIMITS, 0, "UNKNOWN",
+     ["no heartbeat for 2.5s: its host may be lost or frozen"]),
     ("starting", "STARTING", {}, 0.5, LIMITS, 0, "DEGRADED", ["starting"]),
     ("slow", "RUNNING", {"speed": 0.9}, 0.5, LIMITS, 0, "DEGRADED", ["speed 0.9x below real time"]),
     ("no speed", "RUNNING", {"speed": None}, 0.5, LIMITS, 0, "DEGRADED", ["no speed reported"]),
@@ -125,7 +127,7 @@ VERDICTS = [
 @pytest.mark.parametrize("status,change,age,limits,baseline,verdict,reasons",
                          [case[1:] for case in VERDICTS], ids=[case[0] for case in VERDICTS])
 def test_health_verdict(settings, status, change, age, limits, baseline, verdict, reasons):
-    settings.RETROVUE_LEASE_TTL_SECONDS = 3
+    settings.RETROVUE_LEASE_TTL_SECONDS, settings.RETROVUE_HEARTBEAT_SECONDS = 3, 1
     assert health_verdict(status, {**PROGRESS, **change}, age, limits, baseline) == (verdict, reasons)
 
 
@@ -218,7 +220,7 @@ def test_health_summarises_channels_hosts_quality_errors_and_alerts(api):
     assert health["hosts"] == [{"name": "test-a", "live": True, "capacity": 4, "active_streams": 2,
                                 "cpu_percent": 12.5, "memory_percent": 40.0}]
     assert health["totals"] == {"live_hosts": 1, "capacity": 4, "active_streams": 2, "free_slots": 2}
-    assert health["quality"] == {"HEALTHY": 1, "DEGRADED": 1, "FAILED": 1}
+    assert health["quality"] == {"HEALTHY": 1, "DEGRADED": 1, "UNKNOWN": 0, "FAILED": 1}
     assert health["error_rates"] == [{"number": 1, "name": "Channel 1", "errors_last_minute": 2}]
     assert health["alerts"] == {"open": 2, "by_kind": {"CPU": 1, "HOST_LOST": 1}}
     assert APIClient().get("/api/health").status_code in (401, 403)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -17,7 +18,7 @@ from channels_app import services
 from channels_app.models import Channel, MediaAsset, Program, Schedule
 from channels_app.schedules import switch_channel
 from streams_app import lifecycle
-from streams_app.models import Stream
+from streams_app.models import Alert, Stream
 
 from .conftest import wait_status
 from .factories import make_channel
@@ -46,7 +47,7 @@ def colour_clip(name, colour, seconds, tone):
 
 
 def frame_colours(capture):
-    """Per delivered frame: (pts seconds, 'red' | 'blue' | 'other') from signalstats."""
+    """Per delivered frame: (pts seconds, 'red' | 'blue' | 'green' | 'other') from signalstats."""
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-f", "lavfi", f"movie={capture},signalstats",
          "-show_entries", "frame=pts_time:frame_tags=lavfi.signalstats.UAVG,lavfi.signalstats.VAVG",
@@ -54,7 +55,8 @@ def frame_colours(capture):
     frames = []
     for frame in json.loads(out)["frames"]:
         u, v = (float(frame["tags"][f"lavfi.signalstats.{k}AVG"]) for k in "UV")
-        colour = "red" if v > 200 and u < 110 else "blue" if u > 200 and v < 150 else "other"
+        colour = ("red" if v > 200 and u < 110 else "blue" if u > 200 and v < 150
+                  else "green" if u < 90 and v < 90 else "other")
         frames.append((float(frame["pts_time"]), colour))
     return frames
 
@@ -167,3 +169,43 @@ def test_a_switch_asked_while_stopped_is_dropped_not_aired():
     Channel.objects.filter(pk=channel.pk).update(switch_asset=blue, switch_requested_at=timezone.now())
     segment = feed.poll_switch()
     assert (segment.source, segment.duration_s) == (blue.source, 6)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("quality", ["480p", "copy"])
+def test_a_program_deleted_before_it_airs_is_the_slate_in_its_slot_and_the_rest_airs_on_time(
+        quality, api, live_host, free_port, tmp_path):
+    """Red (6 s), then green (4 s) whose file is deleted 3 s before it airs, then blue (6 s)."""
+    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    green = colour_clip(f"doomed-{quality}", "green", 4, 660)
+    recorder = UdpRecorder(free_port)
+    start_at = timezone.now() + timedelta(seconds=3)
+    red_at = time.monotonic() + (start_at - timezone.now()).total_seconds()
+    channel = scheduled_channel(free_port, 45, [(red, start_at), (green, None), (blue, None)], quality=quality)
+    lifecycle.start_channel(channel)
+    wait_status(45, "RUNNING", timeout=20)
+    time.sleep(max(0.0, red_at + 6 - 3 - time.monotonic()))
+    Path(green.source).unlink()
+    time.sleep(max(0.0, red_at + 6 + 2 - time.monotonic()))  # the middle of green's slot
+    now = api.get("/api/channels/45/schedule").data["current"]
+    assert (now["kind"], now["title"]) == ("slate", green.title), now
+    assert green.source in now["reason"] and "No such file or directory" in now["reason"]
+    time.sleep(max(0.0, red_at + 6 + 4 + 6 + 1 - time.monotonic()))
+    recorder.stop()
+    capture = tmp_path / "missing.ts"
+    capture.write_bytes(b"".join(recorder.datagrams))
+    report = analyze(capture.read_bytes())
+    assert report.cc_errors == 0 and report.pcr_backwards == 0 and report.pcr_jumps == 0
+    sequence = runs(frame_colours(capture))
+    colours = [colour for colour, _, _ in sequence]
+    first_red = colours.index("red")
+    assert colours[first_red:first_red + 3] == ["red", "other", "blue"], sequence  # never green, never silent
+    assert abs(sequence[first_red + 1][1] - 4 * FPS) <= 1, f"the slate aired {sequence[first_red + 1][1]} frames"
+    blue_arrival = frame_arrivals(recorder.datagrams, recorder.arrivals)[sequence[first_red + 2][2]]
+    assert abs(blue_arrival - (red_at + 10)) < 0.1, f"blue off its time by {blue_arrival - red_at - 10:.3f}s"
+    for boundary in (red_at + 6, red_at + 10):
+        gap = recorder.max_gap(boundary - 0.5, boundary + 0.5)
+        assert gap <= BOUNDARY_GAP, f"{gap * 1000:.0f} ms without a datagram at a boundary"
+    alert = Alert.objects.get(channel_id=channel.pk, kind="SOURCE_FAILED")
+    assert green.source in alert.message and "No such file or directory" in alert.message
+    assert Stream.objects.get(channel_id=channel.pk).restart_count == 0  # no restart: the engine stood in

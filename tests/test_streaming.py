@@ -2,6 +2,7 @@
 with every output read back by ffprobe, and no FFmpeg left behind."""
 import os
 import signal
+import time
 
 import pytest
 from django.conf import settings
@@ -12,7 +13,8 @@ from streams_app.models import Stream
 
 from .conftest import wait_status
 from .factories import channel_payload, loopback
-from .helpers import capture, codecs, ffmpeg_processes, ffprobe, udp_socket, wait_for
+from .helpers import UdpRecorder, capture, codecs, ffmpeg_processes, ffprobe, udp_socket, wait_for
+from .tsanalysis import analyze
 
 TEMPLATE = {
     "name": "Channel 1", "number": 1, "description": "Primary entertainment channel",
@@ -128,12 +130,23 @@ def test_ffmpeg_crash_is_restarted_in_place(api, live_host, media, free_port, tm
     api.post("/api/channels/15/start")
     wait_status(15, "RUNNING")
     first = Stream.objects.get(channel__number=15).pid
+    sock.close()
+    recorder = UdpRecorder(free_port)
+    time.sleep(1)
     os.kill(first, signal.SIGKILL)
     run = wait_for(lambda: (s := Stream.objects.get(channel__number=15)).pid != first
                    and s.status == "RUNNING" and s, what="a new FFmpeg running")
     assert run.restart_count == 1
-    sock.recv(2048)  # drain what the killed process sent
-    assert codecs(capture(sock, 2, tmp_path / "after.ts")) == ["aac", "h264"]
+    time.sleep(2)
+    recorder.stop()
+    assert len(recorder.publishers()) == 2  # the killed output, then the new one
+    capture = tmp_path / "across.ts"
+    capture.write_bytes(b"".join(recorder.datagrams))
+    assert codecs(capture) == ["aac", "h264"]
+    # The new output flags each PID's first packet: its counters and time base start again,
+    # announced, so a receiver counts no error.
+    report = analyze(capture.read_bytes())
+    assert (report.cc_errors, report.pcr_backwards, report.pcr_jumps, report.announced) == (0, 0, 0, 1), report
     assert len(our_ffmpeg()) == 1
 
 

@@ -1,5 +1,7 @@
 """The supervisor a step at a time: fake runs of the engine, a fake clock, the real database.
 Each step waits for its next deadline (the fake clock jumps there) and does one thing."""
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
 from django.utils import timezone
@@ -66,7 +68,7 @@ def supervised(transactional_db):
     stream = Stream.objects.create(channel=channel, host="test-a", generation=1, heartbeat_at=timezone.now())
     clock, runs = FakeClock(), []
 
-    def start_run(plan, channel_id, spawn):
+    def start_run(plan, channel_id, spawn, lease):
         runs.append(FakeRun(clock))
         return runs[-1], None
 
@@ -133,3 +135,53 @@ def test_a_stopped_channel_ends_the_run_at_its_next_heartbeat(supervised):
         runs[0].advance()
         outcome = supervisor.step()
     assert outcome == Supervisor.STOPPED
+
+
+def frozen(supervisor, clock, runs, seconds):
+    """The run airs a frame, then the whole worker is frozen for `seconds` (no step runs)."""
+    runs[0].advance()
+    supervisor.step()
+    supervisor.lease.admits(clock())  # the pacer lets a frame out
+    aired_at = timezone.now()
+    clock.now += seconds
+    return aired_at
+
+
+def test_a_host_frozen_past_its_lease_while_the_channel_moved_on_is_fenced_and_says_when_it_stopped(supervised):
+    supervisor, clock, runs, stream = supervised
+    aired_at = frozen(supervisor, clock, runs, 15)
+    assert not supervisor.lease.admits(clock())  # the pacer writes nothing more
+    # Meanwhile the sweep ended the run at the latest time it could have published, and the
+    # channel went to another host.
+    Stream.objects.filter(pk=stream.pk).update(status="ERROR", status_reason="lease expired: host test-a lost",
+                                               ended_at=aired_at + timedelta(seconds=3))
+    Channel.objects.filter(pk=stream.channel_id).update(generation=2)
+    outcome = supervisor.step()
+    assert outcome == Supervisor.FENCED and runs[0].stops == 1 and len(runs) == 1
+    supervisor.finish(outcome)
+    run = Stream.objects.get(pk=stream.pk)
+    assert run.status == "ERROR" and "lease lapsed for 12.5s" in run.status_reason and "fenced" in run.status_reason
+    # When it really stopped, not when swept: the frame aired 15 s (of the fake clock) before the
+    # step, and the wall clock stood still meanwhile.
+    assert abs((run.ended_at - (aired_at - timedelta(seconds=15))).total_seconds()) < 0.5
+
+
+def test_a_host_frozen_past_its_lease_but_still_owner_starts_again_where_the_clock_is(supervised):
+    supervisor, clock, runs, stream = supervised
+    frozen(supervisor, clock, runs, 2.6)
+    assert supervisor.step() is None
+    assert runs[0].stops == 1 and "lease lapsed" in Stream.objects.get(pk=stream.pk).status_reason
+    while len(runs) == 1:
+        assert supervisor.step() is None
+    assert supervisor.lease.admits(clock())  # renewed: the new run may publish
+
+
+def test_a_database_outage_does_not_lapse_a_lease_that_keeps_being_attempted(supervised, monkeypatch):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    monkeypatch.setattr(supervisor, "db_write", lambda fn, *a, **kw: setattr(supervisor, "db_down_since", 1) or None)
+    for _ in range(20):  # ten seconds of heartbeats that cannot reach the database
+        runs[0].advance()
+        assert supervisor.step() is None
+    assert supervisor.lease.admits(clock()) and runs[0].stops == 0

@@ -1,9 +1,12 @@
 """Encode workers dying: no FFmpeg outlives its worker, leases expire, channels move hosts."""
 import signal
 import time
+from datetime import timedelta
 
+import psutil
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from channels_app.models import Channel
 from resources_app.models import EncodeHost
@@ -13,7 +16,7 @@ from streams_app.signals import ensure_beat_schedule
 
 from .conftest import wait_status
 from .factories import make_channel
-from .helpers import capture, codecs, ffmpeg_processes, sweep_until, udp_socket, wait_for
+from .helpers import UdpRecorder, capture, codecs, ffmpeg_processes, sweep_until, udp_socket, wait_for
 
 
 @pytest.fixture
@@ -49,6 +52,46 @@ def test_worker_sigkill_takes_ffmpeg_with_it_and_sweep_replaces(second_host, liv
     assert Stream.objects.get(channel=channel, generation=1).status == "ERROR"
     sock = udp_socket(free_port)
     assert codecs(capture(sock, 2, tmp_path / "moved.ts")) == ["aac", "h264"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_frozen_worker_stops_publishing_before_its_channel_moves_and_never_after(second_host, live_host, media,
+                                                                                   free_port, api):
+    channel = running_channel(media, free_port, 23)
+    old = Stream.objects.get(channel=channel)
+    assert old.host == "test-b"
+    recorder = UdpRecorder(free_port)
+    time.sleep(1)
+    worker = psutil.Process(second_host.proc.pid)
+    worker.suspend()  # SIGSTOP: the worker's FFmpeg, in a session of its own, is not stopped
+    frozen_at = time.monotonic()
+    try:
+        wait_for(lambda: api.get("/api/channels/23").data["status"] == "UNKNOWN", timeout=3,
+                 interval=0.05, what="the channel's status in doubt before its lease expires")
+        assert api.get("/api/streams/23/health").data["verdict"] == "UNKNOWN"
+        EncodeHost.objects.filter(name=live_host.host).update(state=EncodeHost.State.ONLINE)
+        swept = sweep_until(lambda result: result["replaced"])
+        assert swept["expired"] == [old.pk]
+        assert wait_status(23, "RUNNING").current_host == live_host.host
+        time.sleep(2)
+    finally:
+        worker.resume()
+    resumed_at = time.monotonic()
+    wait_for(lambda: not psutil.pid_exists(old.pid) or psutil.Process(old.pid).status() == psutil.STATUS_ZOMBIE,
+             timeout=5, interval=0.05, what="the frozen host's FFmpeg killed once it resumed")
+    time.sleep(2)
+    recorder.stop()
+    spans = recorder.publishers()
+    assert len(spans) == 2, spans
+    (old_first, old_last), (new_first, new_last) = sorted(spans.values())
+    # The frozen host's output starved at once; its lease ran out before the sweep could move the
+    # channel; it never sent again, not even when it resumed.
+    assert old_last - frozen_at < settings.RETROVUE_FENCE_MARGIN_SECONDS, old_last - frozen_at
+    assert old_last < new_first and old_last < resumed_at
+    assert new_last > resumed_at + 1.5  # the new host publishes on
+    run = Stream.objects.get(pk=old.pk)
+    assert run.status == "ERROR" and "lease lapsed" in run.status_reason and "fenced" in run.status_reason
+    assert run.ended_at < timezone.now() - timedelta(seconds=3)  # when it stopped, not when it resumed
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,6 +16,7 @@ class Report:
     cc_errors: int = 0  # unflagged continuity-counter jumps
     pcr_backwards: int = 0
     pcr_jumps: int = 0  # PCR advancing more than `max_pcr_step` (the spec allows 0.1 s) between PCRs
+    announced: int = 0  # time-base changes flagged by a discontinuity indicator (a restarted output)
     pcr_values: list = field(default_factory=list)
 
 
@@ -32,7 +33,7 @@ def _pcr(packet):
 def analyze(data, max_pcr_step=0.2):
     """Check every packet of a capture (bytes of whole 188-byte packets)."""
     report, last_cc = Report(), {}
-    pcr_pid = None
+    pcr_pid, announced = None, False
     for offset in range(0, len(data) - PACKET + 1, PACKET):
         packet = data[offset:offset + PACKET]
         if packet[0] != SYNC:
@@ -48,13 +49,18 @@ def analyze(data, max_pcr_step=0.2):
             report.cc_errors += 1
         if has_payload:
             last_cc[pid] = cc
+        if discontinuity and pid == pcr_pid:
+            announced = True  # the time base may jump at the next PCR (ISO 13818-1 2.4.3.5)
         pcr = _pcr(packet)
         if pcr is not None and (pcr_pid is None or pid == pcr_pid):
             pcr_pid = pid
-            if report.pcr_values:
+            if report.pcr_values and announced:
+                report.announced += 1
+            elif report.pcr_values:
                 step = pcr - report.pcr_values[-1]
                 report.pcr_backwards += step < 0
                 report.pcr_jumps += step > max_pcr_step
+            announced = False
             report.pcr_values.append(pcr)
     return report
 

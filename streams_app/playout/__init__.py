@@ -9,9 +9,8 @@ from .transcode import TranscodeMode
 def start(plan, channel_id, spawn, **pacer_options):
     """Spawn a run's output stage with `spawn(argv, pass_fds=())` and start feeding it the
     channel's timeline; returns (what `spawn` returned, the running pacer)."""
-    mode_class = CopyMode if plan.copy else TranscodeMode
     feed = ChannelFeed(channel_id)
-    mode = mode_class(plan, has_audio=feed.has_audio)
+    mode = (CopyMode if plan.copy else TranscodeMode)(plan, has_audio=feed.has_audio)
     run = mode.spawn_output(spawn)
     pacer = Pacer(mode, feed, **pacer_options)
     pacer.start()

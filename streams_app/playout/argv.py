@@ -1,10 +1,9 @@
 """Every FFmpeg argv of the engine, built from a validated plan: lists, never a shell.
 
-The output stage is one FFmpeg per run that fans out through the tee muxer to MPEG-TS over UDP
-(pkt_size 1316, 7 TS packets per datagram) and to a rolling HLS window. In transcode mode it
-encodes raw frames and PCM written by the pacer; in copy mode it passes through one MPEG-TS
-spliced by the pacer. Segments are read by short-lived decoders (transcode) or readers (copy).
-The slate is built here once, for both modes.
+The output stage, one FFmpeg per run, encodes the pacer's raw frames and PCM (transcode) or passes
+its spliced MPEG-TS through (copy), and fans out through the tee muxer to MPEG-TS over UDP (7 TS
+packets a datagram) and a rolling HLS window. Segments are read by short-lived decoders (transcode)
+or readers (copy); the slate of both modes is built here.
 """
 from channels_app.profiles import AUDIO_SAMPLE_RATE
 from channels_app.validation import AUDIO_CODECS, VIDEO_CODECS, udp_url
@@ -30,20 +29,22 @@ def output_args(plan):
         f"[f=hls:hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
         f":hls_flags=delete_segments+independent_segments]{safe_path(plan.hls_dir / 'index.m3u8')}"
     )
-    udp = f"[f=mpegts:onfail=ignore:pcr_period=40]{udp_url(network, plan.udp_ttl)}"
+    # Each PID's first packet is flagged: a receiver takes the counters and time base of a restarted
+    # output (a crash, a restart, a failover) as announced, not as errors.
+    udp = f"[f=mpegts:onfail=ignore:pcr_period=40:mpegts_flags=+initial_discontinuity]{udp_url(network, plan.udp_ttl)}"
     return ["-metadata", "service_provider=RetroVue", "-metadata", f"service_name={plan.name}",
             "-f", "tee", f"{udp}|{hls}"]
 
 
-def _encoder(name, table, fallback):
-    return table[name] or fallback
+def audio_args(codec):
+    """Audio encoded as every channel airs it: `codec` at 128 kb/s, 48 kHz stereo."""
+    return ["-c:a", codec, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
 
 
 def encode_args(plan):
     """Encode to the channel's settings (a copy channel never reaches here)."""
     stream, quality = plan.stream, plan.sections["quality_settings"]
-    video = _encoder(stream.get("video_codec", "h264"), VIDEO_CODECS, "libx264")
-    audio = _encoder(stream.get("audio_codec", "aac"), AUDIO_CODECS, "aac")
+    video = VIDEO_CODECS[stream.get("video_codec", "h264")] or "libx264"
     gop = str(max(1, round(float(plan.fmt.fps) * HLS_SEGMENT_SECONDS)))
     # Square pixels for players; the fps filter hands each frame to the encoder as it comes
     # (without it FFmpeg holds one back to time it: 72 ms steady jitter instead of 42, bench/transitions.py).
@@ -57,7 +58,7 @@ def encode_args(plan):
         args += ["-b:v", stream.get("bitrate", "3000k")]
     args += ["-maxrate", quality.get("max_bitrate", stream.get("bitrate", "3000k")),
              "-bufsize", quality.get("buffer_size", "6000k")]
-    return args + ["-c:a", audio, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
+    return args + audio_args(AUDIO_CODECS[stream.get("audio_codec", "aac")] or "aac")
 
 
 def encoder_argv(plan, audio_fd):
@@ -115,12 +116,6 @@ def decoder_argv(plan, segment, frames, samples, audio_fd, has_audio=True):
             "-map", "[a]", "-ac", "2", "-f", "s16le", f"pipe:{audio_fd}"]
 
 
-def copy_audio_args(plan):
-    """Audio as the copy channel airs it: copied, or encoded to the channel's codec."""
-    audio = AUDIO_CODECS[plan.stream.get("audio_codec", "copy")]
-    return ["-c:a", "copy"] if audio is None else ["-c:a", audio, "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2"]
-
-
 def reader_argv(plan, source, in_point, seconds, has_audio=True):
     """One segment of a copy channel as MPEG-TS on stdout, video passed through.
 
@@ -135,7 +130,9 @@ def reader_argv(plan, source, in_point, seconds, has_audio=True):
     if not has_audio:  # only when the channel encodes audio: silence in the channel's codec
         inputs += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_SAMPLE_RATE}:cl=stereo"]
         maps = ["-map", "0:v:0", "-map", "1:a:0", "-shortest"]
-    return [plan.ffmpeg, *QUIET, *inputs, *maps, "-c:v", "copy", *copy_audio_args(plan),
+    codec = AUDIO_CODECS[plan.stream.get("audio_codec", "copy")]
+    audio = ["-c:a", "copy"] if codec is None else audio_args(codec)  # copied, or encoded to the channel's codec
+    return [plan.ffmpeg, *QUIET, *inputs, *maps, "-c:v", "copy", *audio,
             "-muxdelay", "0", "-muxpreload", "0", "-omit_video_pes_length", "0", "-f", "mpegts", "pipe:1"]
 
 
@@ -145,5 +142,4 @@ def slate_clip_argv(plan, path, seconds):
     gop = str(max(1, round(float(plan.fmt.fps))))
     return [plan.ffmpeg, *QUIET, "-y", *slate_inputs(plan, seconds), "-map", "0:v:0", "-map", "1:a:0",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-bf", "0",
-            "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-            "-c:a", "aac", "-b:a", "128k", "-ar", str(AUDIO_SAMPLE_RATE), "-ac", "2", "-f", "mp4", safe_path(path)]
+            "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", *audio_args("aac"), "-f", "mp4", safe_path(path)]

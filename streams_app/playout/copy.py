@@ -15,8 +15,8 @@ from datetime import timedelta
 from django.conf import settings
 
 from .. import process
-from . import argv, pipes
-from .modes import Mode, SourceProcess
+from . import argv
+from .modes import Mode, SourceProcess, write_all
 from .splice import BASE, CLOCK, PACKET, Splice, discontinuity
 
 READ_SIZE = 1 << 16
@@ -61,10 +61,9 @@ class CopyMode(Mode):
     # It passes a frame on once the audio interleaved with it has come.
     lead = 0.06
 
-    def __init__(self, plan, has_audio=lambda segment: True):
-        super().__init__(plan)
+    def __init__(self, plan, **options):
+        super().__init__(plan, **options)
         self.copies_audio = plan.stream.get("audio_codec", "copy") == "copy"
-        self.has_audio = has_audio
         self.fd = None
         self.buffer = bytearray()  # units written, sent when the pacer waits (or 64 KB gathered)
         self.last_audio_pts = None  # audio never steps back across a splice
@@ -91,7 +90,7 @@ class CopyMode(Mode):
         else:
             source, in_point, has_audio = str(self.slate_path()), 0.0, True
         seconds = float(frames / self.fmt.fps)
-        return self.started(Reader(self, argv.reader_argv(self.plan, source, in_point, seconds, has_audio)))
+        return Reader(self, argv.reader_argv(self.plan, source, in_point, seconds, has_audio))
 
     def units(self, reader, start, end, stopped):
         """The slot's packets, a unit from each PES that is due to the next: (its DTS in
@@ -145,7 +144,7 @@ class CopyMode(Mode):
 
     def flush(self):
         if self.buffer:
-            pipes.write_all(self.fd, self.buffer)
+            write_all(self.fd, self.buffer)
             self.buffer = bytearray()
 
 

@@ -1,34 +1,28 @@
 """The one playout engine: a timeline of segments fed, segment by segment, into one output stage.
 
-Why this mechanism: restarting the output FFmpeg at each program resets PCR and continuity
-counters and leaves a gap while it starts, which receivers show as a stall. Here every channel
-(playlist, schedule, slate, switch, filler) has one output stage per run, and the `Pacer` feeds
-it: each segment of the timeline is read by its own short-lived FFmpeg, started `PREROLL_SECONDS`
-before its boundary so its start-up is paid while the previous segment still airs. The pacer
-hands out frame k of the channel at origin + k/fps on the monotonic clock, so boundaries land on
-their wall-clock time to the frame, and a switch cuts over at the next frame once its reader has
-output. A playlist is a looping timeline, the slate a segment, a switch a timeline edit.
+Why: restarting the output FFmpeg at each program resets PCR and continuity counters and leaves
+a gap, which receivers show as a stall. So each run has one output stage, fed by the `Pacer`:
+every segment (program, filler, slate, switch; a playlist is a looping timeline) is read by its
+own short-lived FFmpeg started `PREROLL_SECONDS` ahead, and frame k is handed out at origin + k/fps
+on the monotonic clock, so boundaries land on their wall-clock time to the frame.
 
-How a segment is read and how it reaches the output stage is the `mode` (transcode.py: raw
-frames into an encoder; copy.py: a TS splice into a pass-through stage), chosen once per run.
-A mode opens a reader for a segment (`open(segment, frames)`, which has `ready()` and `close()`),
-turns a reader placed at frames [start, end) into units (`units(reader, start, end, stopped)`:
-`(due, frame_start, payload)` with `due` in seconds from the origin or None for "goes with the
-previous one", or None while it waits on its reader), and writes a unit (`write`, `flush`).
-
-The timeline is a `feed` (`upcoming(at)`: segments from wall-clock time `at`; `poll_switch()`: a
-segment to cut to now, or None). Nothing here reads the clock of the world but `origin`: tests
-drive it with fake modes and feeds.
+The `mode` (transcode.py, copy.py) says how a segment is read and written: `open(segment,
+frames)` gives a reader (`ready()`, `first_output()`, `close()`); `units(reader, start, end,
+stopped)` yields `(due, frame_start, payload)` (`due` in seconds from the origin, None: goes with
+the previous unit) or None while it waits; `write` and `flush` send. The `feed` is the timeline
+(`upcoming(at)`, `poll_switch()`, `unreadable(segment, why)`). Tests drive it with fakes of both.
 """
 import collections
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
 from django.utils import timezone
+
+from .lease import Lease
 
 log = logging.getLogger("retrovue.playout")
 
@@ -40,27 +34,20 @@ SWITCH_POLL_SECONDS = 5
 RECENT = 256
 
 
-@dataclass
-class Entry:
-    """A segment placed on the frame grid: frames [start, end) from its reader."""
-
-    segment: object
-    start: int
-    end: int
-    reader: object
+# A segment placed on the frame grid: frames [start, end) from its reader.
+Entry = collections.namedtuple("Entry", "segment start end reader")
 
 
 class Pacer(threading.Thread):
     """Feeds the output stage segment after segment, each unit when its time comes."""
 
     def __init__(self, mode, feed, origin=None, switch_poll_seconds=SWITCH_POLL_SECONDS, clock=time.monotonic, wait=None,
-                 executor=None):
+                 executor=None, lease=None):
         super().__init__(name="pacer", daemon=True)
         self.mode, self.feed = mode, feed
         self.fmt = mode.fmt
         self.origin = origin  # wall-clock time of frame 0 (aware datetime)
-        # The monotonic clock, how to wait on it (True: stopped meanwhile) and where readers are
-        # prepared: real ones on a live channel, fakes in tests that step the engine.
+        # The clock, how to wait on it (True: stopped meanwhile), where readers are prepared.
         self.clock = clock
         self.stopped = threading.Event()
         self.wait = wait or self.nap
@@ -74,10 +61,17 @@ class Pacer(threading.Thread):
         self.aired = collections.deque(maxlen=RECENT)
         self.short = collections.deque(maxlen=RECENT)
         self.prepare = None
+        self.lease = lease or Lease()  # the window this run may publish in (lease.py)
 
     # --- control --------------------------------------------------------------------------------
     def stop(self):
         self.stopped.set()
+
+    def fence(self, now):
+        """The lease lapsed (this host was frozen, or its database calls hung): write nothing
+        more. The output stage starves; the supervisor learns who owns the channel now."""
+        self.stopped.set()
+        log.warning("pacer fenced: its lease lapsed %.2fs ago", now - self.lease.until)
 
     def switch_asked(self):
         """A switch was stored for this channel: look for it at the next frame."""
@@ -149,7 +143,6 @@ class Pacer(threading.Thread):
             self.begin(self.next_entry(0))
             while not self.stopped.is_set():
                 self.air_current(start)
-            self.mode.flush()
         finally:
             # Whatever ended the loop (a stop, a dead output stage), nothing is left preparing:
             # the readers it started are closed in run().
@@ -173,11 +166,16 @@ class Pacer(threading.Thread):
                 if self.at_frame(k):
                     return  # cut to a switch: this frame does not air
             if frame_start and due is not None:  # what follows a frame goes out with it
-                delay = start + due - self.mode.lead - self.clock()
+                now = self.clock()
+                delay = start + due - self.mode.lead - now
                 if delay > 0:
                     self.mode.flush()
                     if self.wait(delay):
                         return
+                    now = self.clock()
+                if not self.lease.admits(now):
+                    self.fence(now)
+                    return
             self.mode.write(payload)
         if self.stopped.is_set():
             return
@@ -197,23 +195,51 @@ class Pacer(threading.Thread):
     def fill_short(self, entry, aired):
         """A source that ended early or could not be read at all: the slate airs for the rest
         of its slot (never silence), then the timeline goes on."""
-        scheduled = entry.end - entry.start
-        self.short.append((entry.segment, aired, scheduled))
         reason = entry.reader.error_text() if aired == 0 else "ended early"
         self.prepare.submit(entry.reader.close)
-        log.warning("playout: %s aired %d of %d frames (%s); the slate fills the rest",
-                    entry.segment.source, aired, scheduled, reason)
         if aired == 0:
             self.prepare.submit(self.feed.unreadable, entry.segment, reason)
+        self.begin(self.stand_in(entry, aired, reason))
+
+    def stand_in(self, entry, aired, reason):
+        """The slate for the rest of `entry`'s slot, keeping the program's title and saying why
+        in its description (what the views show as on air)."""
+        scheduled = entry.end - entry.start
+        self.short.append((entry.segment, aired, scheduled))
+        log.warning("playout: %s aired %d of %d frames (%s); the slate fills the rest",
+                    entry.segment.source, aired, scheduled, reason)
         start = entry.start + aired
-        slate = replace(entry.segment, kind="slate", source=None, in_point=0.0, start=self.time_at(start))
-        self.begin(self.entry(slate, start, entry.end))
+        why = f"{entry.segment.source} {'cannot be read' if aired == 0 else 'ran short'}: {reason}"
+        slate = replace(entry.segment, kind="slate", source=None, in_point=0.0, start=self.time_at(start),
+                        description=why)
+        return self.entry(slate, start, entry.end)
+
+    def prepared_entry(self, frame):
+        """The next entry, prepared on the helper thread ahead of its boundary. A source that
+        ends without a byte (deleted, unreadable) is known now, and the slate is prepared for
+        its slot instead: the boundary airs on time either way."""
+        entry = self.next_entry(frame)
+        if entry.segment.source and entry.reader.first_output(PREROLL_SECONDS / 2) is False:
+            reason = entry.reader.error_text()
+            entry.reader.close()
+            self.feed.unreadable(entry.segment, reason)
+            return self.stand_in(entry, 0, reason)
+        return entry
+
+    def on_air(self):
+        """What airs now, for the views: kind, title, why (a slate standing in) and since when."""
+        entry = self.current
+        if entry is None:
+            return None
+        segment = entry.segment
+        return {"kind": segment.kind, "title": segment.title, "description": segment.description,
+                "program_id": segment.program_id, "since": self.time_at(entry.start).isoformat()}
 
     def at_frame(self, k):
         """At the start of frame k: pre-roll the next segment, poll for a switch, and cut to a
         switch whose reader has output. True if the cut was made."""
         if self.following is None and self.current.end - k <= self.preroll:
-            self.following = self.prepare.submit(self.next_entry, self.current.end)
+            self.following = self.prepare.submit(self.prepared_entry, self.current.end)
         if self.switching is None and (self.switch_hint.is_set() or k % self.switch_every == 0):
             self.switch_hint.clear()
             self.switching = self.prepare.submit(self.prepare_switch)

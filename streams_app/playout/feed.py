@@ -30,11 +30,10 @@ class ChannelFeed:
         try:
             close_old_connections()
             channel = Channel.objects.select_related("current_schedule").get(pk=self.channel_id)
-            segments = programming.upcoming(channel, at)
+            return programming.upcoming(channel, at)
         except DatabaseError as exc:
             log.warning("channel %s: timeline unavailable (%s); airing the slate", self.channel_id, exc)
-            segments = [timeline.Segment(at, at + SLATE_WHILE_AWAY, "slate", None, 0.0)]
-        return segments
+            return [timeline.Segment(at, at + SLATE_WHILE_AWAY, "slate", None, 0.0)]
 
     def unreadable(self, segment, reason):
         """An alert that names the source the slate stands in for, and why."""

@@ -1,14 +1,10 @@
 """The copy mode's TS splicer: segments' packets placed on the channel's own timeline.
 
-It takes a segment's packets from its first keyframe on, rewrites their PTS/DTS and PCR onto the
-channel's timeline (frame k of the channel at BASE + k/fps, exactly as the transcode mode counts
-frames), marks where each PID's continuity counter jumps, and passes exactly the slot's frames
-(and the audio up to the slot's end).
-
-Stream copy can only cut *in* at a keyframe. A segment that starts mid-file (a program's
-in-point, a channel tuned in mid-program) starts at the keyframe at or before its in-point and
-still airs exactly its slot's frames: content shifts by less than one GOP, timing does not.
-Cutting *out* is on any frame (decode order).
+From a segment's first keyframe on, its PTS/DTS and PCR are rewritten onto the channel's timeline
+(frame k at BASE + k/fps, as the transcode mode counts frames), each PID's continuity-counter jump
+is marked, and exactly the slot's frames pass (its audio up to the slot's end). Stream copy cuts
+*in* only at a keyframe, the one at or before the in-point: content shifts by less than a GOP,
+timing does not. It cuts *out* on any frame (decode order).
 """
 import re
 from fractions import Fraction

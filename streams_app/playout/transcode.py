@@ -8,15 +8,15 @@ import os
 
 from django.conf import settings
 
-from . import argv, pipes
-from .modes import Mode, SourceProcess
+from . import argv
+from .modes import Mode, SourceProcess, big_pipe, read_exact, write_all
 
 
 class Decoder(SourceProcess):
     """One segment's frames on stdout and samples on a second pipe."""
 
     def __init__(self, mode, segment, frames, samples, has_audio):
-        self.audio_read, audio_write = pipes.big_pipe(1 << 18)
+        self.audio_read, audio_write = big_pipe(1 << 18)
         try:
             super().__init__(mode, argv.decoder_argv(mode.plan, segment, frames, samples, audio_write, has_audio),
                              pass_fds=(audio_write,), own_fds=(self.audio_read,))
@@ -25,14 +25,13 @@ class Decoder(SourceProcess):
 
 
 class TranscodeMode(Mode):
-    def __init__(self, plan, has_audio=lambda segment: True):
-        super().__init__(plan)
-        self.has_audio = has_audio  # whether a segment's source has an audio stream
+    def __init__(self, plan, **options):
+        super().__init__(plan, **options)
         self.video_fd = self.audio_fd = None
         self.lead = settings.RETROVUE_PLAYOUT_LEAD_SECONDS  # the encoder's own latency
 
     def spawn_output(self, spawn):
-        audio_read, self.audio_fd = pipes.big_pipe(1 << 16)
+        audio_read, self.audio_fd = big_pipe(1 << 16)
         try:
             run = spawn(argv.encoder_argv(self.plan, audio_read), pass_fds=(audio_read,))
         finally:
@@ -43,25 +42,24 @@ class TranscodeMode(Mode):
         return run
 
     def open(self, segment, frames):
-        samples = self.fmt.samples_before(frames)
-        return self.started(Decoder(self, segment, frames, samples, self.has_audio(segment)))
+        return Decoder(self, segment, frames, self.fmt.samples_before(frames), self.has_audio(segment))
 
     def units(self, decoder, start, end, stopped):
         """One unit per frame of the slot: (its time, True, (audio, video))."""
         fps, frame_bytes = self.fmt.fps, self.fmt.frame_bytes
         video = None
         for k in range(start, end):
-            frame = pipes.read_exact(decoder.fd, frame_bytes)
+            frame = read_exact(decoder.fd, frame_bytes)
             if frame is None and video is None:
                 return  # not a single frame: the source cannot be read
             video = frame or video  # a short source holds its last frame
             size = self.fmt.audio_bytes(k)
-            audio = pipes.read_exact(decoder.audio_read, size) or bytes(size)
+            audio = read_exact(decoder.audio_read, size) or bytes(size)
             yield float(k / fps), True, (audio, video)
 
     def write(self, payload):
         # Audio first: its timestamps are sample counts, so order does not touch sync, and the
         # encoder never waits on a part-filled audio packet while we wait on it.
         audio, video = payload
-        pipes.write_all(self.audio_fd, audio)
-        pipes.write_all(self.video_fd, video)
+        write_all(self.audio_fd, audio)
+        write_all(self.video_fd, video)

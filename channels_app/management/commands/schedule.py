@@ -49,7 +49,7 @@ def text(data):
         lines += [f"{p['position']:>4}  {_when(p['start']):<25}  {p['duration_s']:>8.1f}s  "
                   f"{p['title'] or '-':<24}  {p['asset']['source']}" for p in data["programs"]]
     lines += [f"{label:<5} {s['kind']:<8} {_when(s['start'])} .. {_when(s['end'])}  "
-              f"{s['title'] or s['source'] or ''}".rstrip()
+              f"{s['title'] or s['source'] or ''}{' (' + s['reason'] + ')' if s.get('reason') else ''}".rstrip()
               for label, s in [("now", data["current"]), *(("next", s) for s in data["upcoming"])]]
     return "\n".join(lines)
 
