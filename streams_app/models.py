@@ -75,6 +75,7 @@ class Alert(models.Model):
         HOST_LOST = "HOST_LOST", "encode host lost"
         OVER_RESERVATION = "OVER_RESERVATION", "using more than its reservation"
         SOURCE_FAILED = "SOURCE_FAILED", "a source cannot be read (the slate airs instead)"
+        OUTPUT_FAILED = "OUTPUT_FAILED", "an output leg is failing (e.g. HLS on a full disk)"
 
     class Severity(models.TextChoices):
         WARNING = "WARNING"

@@ -42,7 +42,8 @@ def health_verdict(stream_status, metrics, lease_age_s, resource_limits, drop_ba
         return "UNKNOWN", [f"no heartbeat for {lease_age_s:.1f}s: its host may be lost or frozen"]
     if stream_status == Stream.Status.STARTING:
         return "DEGRADED", ["starting"]
-    reasons = [_slow(metrics.get("speed")), _dropping(metrics.get("drop_frames"), drop_baseline)]
+    reasons = [_slow(metrics.get("speed")), _dropping(metrics.get("drop_frames"), drop_baseline),
+               metrics.get("output_problem") and f"HLS output failing: {metrics['output_problem']}"]
     reasons += [f"{key} {metrics[key]:g}{unit} over its limit {limit:g}{unit}"
                 for key, limit_key, unit in LIMITS
                 if (limit := exceeded(metrics.get(key), resource_limits, limit_key)) is not None]

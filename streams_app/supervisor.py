@@ -28,7 +28,7 @@ from resources_app.allocations import release_run
 
 from . import playout
 from .alerts import clear_alert, raise_alert
-from .hls import channel_dir, output_bitrate_kbps
+from .hls import channel_dir, leg_problem, output_bitrate_kbps
 from .models import Alert, MetricSample, Stream
 from .playout.lease import Lease
 from .playout.plan import ChannelPlan
@@ -114,6 +114,7 @@ class Supervisor:
         self.failure_reason = ""
         self.lease = Lease(until=-math.inf)  # held from the claim on, renewed by heartbeats
         self.fenced_at = None  # (why, when its output stopped) once its lease lapsed
+        self.output_problem = None  # why an output leg is failing, while it is
         _ACTIVE.add(self)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -364,6 +365,8 @@ class Supervisor:
         health = self.ffmpeg.health() if self.restart_at is None else {}
         if health and health.get("bitrate_kbps") is None:
             health["bitrate_kbps"] = output_bitrate_kbps(self.plan.hls_dir)
+        if health:
+            self.check_output(health)
         self.sample(health)
         close_old_connections()
         row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
@@ -381,6 +384,18 @@ class Supervisor:
         if row["restart_requested"] and self.restart_at is None:
             self.restart_now()
         return None
+
+    def check_output(self, health):
+        """The HLS leg, read from what it wrote (FFmpeg is silent when those writes fail): an
+        OUTPUT_FAILED alert while it fails, noted in the health (the verdict degrades)."""
+        problem = leg_problem(self.plan.hls_dir, self.clock() - self.ffmpeg.started_at, time.time())
+        if problem:
+            health["output_problem"] = problem
+            self.db_write(raise_alert, Alert.Kind.OUTPUT_FAILED, f"{self.channel}: HLS output failing: {problem}",
+                          channel_id=self.channel.pk, severity=Alert.Severity.CRITICAL)
+        elif self.output_problem:
+            self.db_write(clear_alert, Alert.Kind.OUTPUT_FAILED, channel_id=self.channel.pk)
+        self.output_problem = problem
 
     def finish(self, outcome):
         """Stop FFmpeg, then record how the run ended (only where the run is still ours)."""

@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 
 from channels_app.models import Channel
 
-from .hls import HLS_FILE, hls_dir
+from .hls import HLS_FILE, hls_dir, served_window
 from .iptv import gated
 
 POLL_SECONDS = 0.25
@@ -26,20 +26,13 @@ JOIN_SEGMENTS = 2  # a new viewer's head start (4 s): enough for players to prob
 CHUNK_BYTES = 64 * 1024
 
 
-def listed_segments(playlist_path):
-    """(media sequence number, file name) of each segment an HLS media playlist lists."""
-    try:
-        text = playlist_path.read_text()
-    except OSError:
+def listed_segments(folder):
+    """(media sequence number, file name) of each whole segment the channel's window lists."""
+    served = served_window(folder)
+    if served is None:
         return []
-    sequence, found = 0, []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            sequence = int(line.partition(":")[2])
-        elif line and not line.startswith("#") and HLS_FILE.match(line):
-            found.append((sequence + len(found), line))
-    return found
+    sequence, entries, _header = served
+    return [(sequence + i, name) for i, (_extinf, name, _size) in enumerate(entries)]
 
 
 def segment_bytes(path):
@@ -62,7 +55,7 @@ class HlsFollower:
     def step(self):
         if self.clock() - self.quiet_since >= self.idle:
             return None
-        listed = listed_segments(self.folder / "index.m3u8")
+        listed = listed_segments(self.folder)
         if self.last is None:
             fresh = listed[-JOIN_SEGMENTS:]
         elif listed and listed[-1][0] < self.last:

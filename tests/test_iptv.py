@@ -14,9 +14,9 @@ from django.utils import timezone
 from lxml import etree
 
 from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
-from streams_app import lifecycle
+from streams_app import hls, lifecycle
 from streams_app.models import TunerDevice, new_device_id
-from streams_app.viewers import follow_hls
+from streams_app.viewers import HlsFollower, follow_hls
 
 from .conftest import wait_status
 from .factories import make_channel
@@ -175,18 +175,39 @@ def publish(folder, first, segments):
     (folder / "index.m3u8").write_text("\n".join(lines) + "\n")
 
 
+def ts(label):
+    """A stand-in segment: whole TS packets carrying `label`."""
+    return label.encode().ljust(188, b"\xff")
+
+
 def test_follow_hls_joins_at_the_newest_segments_then_follows_the_window(tmp_path):
-    publish(tmp_path, 0, {f"index{n}.ts": f"s{n}".encode() for n in range(4)})
+    publish(tmp_path, 0, {f"index{n}.ts": ts(f"s{n}") for n in range(4)})
     stream = follow_hls(tmp_path, poll=0.01, idle=0.5)
-    assert next(stream) == b"s2s3"  # the newest two at once
-    publish(tmp_path, 2, {f"index{n}.ts": f"s{n}".encode() for n in range(2, 5)})
-    assert next(stream) == b"s4"
-    publish(tmp_path, 0, {"index0.ts": b"restarted"})  # FFmpeg restarted: numbering starts over
-    assert next(stream) == b"restarted"
-    publish(tmp_path, 0, {"index0.ts": b"restarted", "index1.ts": None, "index2.ts": b"r2"})
-    assert next(stream) == b"r2"
+    assert next(stream) == ts("s2") + ts("s3")  # the newest two at once
+    publish(tmp_path, 2, {f"index{n}.ts": ts(f"s{n}") for n in range(2, 5)})
+    assert next(stream) == ts("s4")
+    publish(tmp_path, 0, {"index0.ts": ts("restarted")})  # FFmpeg restarted: numbering starts over
+    assert next(stream) == ts("restarted")
+    publish(tmp_path, 0, {"index0.ts": ts("restarted"), "index1.ts": None, "index2.ts": ts("r2")})
+    assert next(stream) == ts("r2")
     began = time.monotonic()
     assert list(stream) == [] and time.monotonic() - began >= 0.5, "ends after `idle` without segments"
+
+
+def test_a_segment_whose_write_failed_is_never_passed_on(tmp_path):
+    """A full disk leaves an empty or cut segment: viewers and players never get it, nor what
+    follows it until the window has slid past it."""
+    follower = HlsFollower(tmp_path, idle=10)
+    publish(tmp_path, 0, {"index0.ts": ts("s0"), "index1.ts": ts("s1")})
+    assert follower.step() == ts("s0") + ts("s1")
+    publish(tmp_path, 0, {"index0.ts": ts("s0"), "index1.ts": ts("s1"), "index2.ts": b"", "index3.ts": ts("s3")[:100],
+                          "index4.ts": ts("s4")})
+    assert follower.step() == b""
+    assert hls.served_window(tmp_path)[1][-1][1] == "index1.ts"
+    publish(tmp_path, 4, {"index4.ts": ts("s4"), "index5.ts": ts("s5")})
+    assert follower.step() == ts("s4") + ts("s5")
+    served = hls.playlist_text(hls.served_window(tmp_path))
+    assert "#EXT-X-MEDIA-SEQUENCE:4" in served and served.endswith("index4.ts\n#EXTINF:2.000000,\nindex5.ts\n")
 
 
 def watch(url, seconds):

@@ -118,6 +118,8 @@ VERDICTS = [
      ["cpu_percent 30% over its limit 25%"]),
     ("memory", "RUNNING", {"memory_mb": 3000.0}, 0.5, LIMITS, 0, "DEGRADED",
      ["memory_mb 3000 MB over its limit 2048 MB"]),
+    ("output leg failing", "RUNNING", {"output_problem": "segment index9.ts is empty"}, 0.5, LIMITS, 0,
+     "DEGRADED", ["HLS output failing: segment index9.ts is empty"]),
     ("no limits", "RUNNING", {"cpu_percent": 300.0}, 0.5, {}, 0, "HEALTHY", []),
     ("several", "RUNNING", {"speed": 0.5, "cpu_percent": 30.0}, 0.5, LIMITS, 0, "DEGRADED",
      ["speed 0.5x below real time", "cpu_percent 30% over its limit 25%"]),

@@ -2,6 +2,8 @@
 with every output read back by ffprobe, and no FFmpeg left behind."""
 import os
 import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -9,7 +11,9 @@ from django.conf import settings
 
 from channels_app.models import Channel
 from resources_app.models import ResourceAllocation
-from streams_app.models import Stream
+from streams_app import lifecycle
+from streams_app.hls import hls_dir
+from streams_app.models import Alert, Stream
 
 from .conftest import wait_status
 from .factories import channel_payload, loopback
@@ -76,7 +80,7 @@ def test_empty_playlist_plays_a_slate_over_udp_and_hls(api, live_host, free_port
     assert (video["codec_name"], video["width"], video["height"]) == ("h264", 854, 480)
     playlist = wait_for(lambda: (r := client.get("/hls/12/index.m3u8")).status_code == 200 and r,
                         timeout=10, what="HLS playlist")
-    text = b"".join(playlist.streaming_content).decode()
+    text = playlist.content.decode()
     segment = [line for line in text.splitlines() if line.endswith(".ts")][0]
     seg = client.get(f"/hls/12/{segment}")
     assert seg.status_code == 200 and seg["Content-Type"] == "video/mp2t"
@@ -172,3 +176,72 @@ def test_stale_generation_fences_the_supervisor(api, live_host, media, free_port
     wait_for(lambda: Stream.objects.get(channel__number=17).status == "STOPPED", what="fenced run")
     assert Stream.objects.get(channel__number=17).status_reason == "superseded"
     wait_for(lambda: not our_ffmpeg(), timeout=5, what="FFmpeg gone")
+
+
+class DiskFiller:
+    """Keeps the file system of `folder` full (takes back whatever is freed) until stopped."""
+
+    def __init__(self, folder):
+        self.path, self.running = folder / "filler", True
+        self.thread = threading.Thread(target=self.fill, daemon=True)
+        self.thread.start()
+
+    def fill(self):
+        with open(self.path, "ab", buffering=0) as sink:
+            while self.running:
+                try:
+                    sink.write(b"\0" * 4096)
+                except OSError:  # full: wait for the next segment the muxer rotates out
+                    time.sleep(0.02)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        self.path.unlink()
+
+
+def served_segments(client, number):
+    """Every segment the channel's served playlist lists, as served: (name, bytes)."""
+    playlist = client.get(f"/hls/{number}/index.m3u8")
+    if playlist.status_code != 200:
+        return []
+    names = [line for line in playlist.content.decode().splitlines() if line.endswith(".ts")]
+    got = [(name, client.get(f"/hls/{number}/{name}")) for name in names]
+    return [(name, b"".join(r.streaming_content)) for name, r in got if r.status_code == 200]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(os.geteuid() != 0, reason="a disk that fills is a small tmpfs mounted for the test: needs root")
+def test_a_full_disk_under_hls_is_detected_never_served_and_recovers(api, client, live_host, media, free_port,
+                                                                     tmp_path):
+    folder = hls_dir(17)
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], check=True)
+    try:
+        api.post("/api/channels", channel_payload(17, port=free_port, quality="copy", playlist=[str(media["clip"])]),
+                 format="json")
+        api.post("/api/channels/17/start")
+        channel = wait_status(17, "RUNNING")
+        wait_for(lambda: len(served_segments(client, 17)) >= 2, timeout=15, what="an HLS window")
+        filler = DiskFiller(folder)
+        try:
+            alert = wait_for(lambda: Alert.objects.filter(channel=channel, kind="OUTPUT_FAILED", cleared_at=None).first(),
+                             timeout=10, interval=0.2, what="an OUTPUT_FAILED alert")
+            assert "HLS output failing" in alert.message
+            health = api.get("/api/streams/17/health").data
+            assert health["verdict"] == "DEGRADED" and any("HLS output failing" in r for r in health["reasons"])
+            for _ in range(20):  # what players get meanwhile: whole segments or nothing
+                for name, data in served_segments(client, 17):
+                    assert data and len(data) % 188 == 0, f"{name} served with {len(data)} bytes"
+                time.sleep(0.2)
+        finally:
+            filler.stop()
+        wait_for(lambda: not Alert.objects.filter(channel=channel, kind="OUTPUT_FAILED", cleared_at=None).exists(),
+                 timeout=15, interval=0.2, what="the alert cleared once the disk has room")
+        assert api.get("/api/streams/17/health").data["verdict"] == "HEALTHY"
+        (tmp_path / "newest.ts").write_bytes(served_segments(client, 17)[-1][1])
+        assert codecs(tmp_path / "newest.ts") == ["aac", "h264"]
+    finally:
+        Channel.objects.filter(number=17).exists() and lifecycle.stop_channel(Channel.objects.get(number=17))
+        wait_for(lambda: not our_ffmpeg(), timeout=15, what="the channel stopped")
+        subprocess.run(["umount", "-l", str(folder)], check=True)
