@@ -16,10 +16,12 @@ run: install
 	scripts/ensure-redis
 	honcho -f Procfile start
 
+# The worker and failover tests run again with RabbitMQ as the broker: Celery users pick either.
 test: install
 	scripts/ensure-redis
 	lint-imports
 	pytest
+	RETROVUE_TEST_BROKER=rabbitmq pytest tests/test_workers.py tests/test_failover.py
 
 install: system-deps $(VENV)/.installed
 

@@ -273,7 +273,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery (every CELERY_* setting in one block) ----------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = REDIS_URL
+# Redis by default; RabbitMQ works as well (amqp://user:password@host:5672/vhost).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

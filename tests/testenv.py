@@ -57,6 +57,20 @@ REDIS = RedisServer(free_port()).start()
 atexit.register(REDIS.stop)
 atexit.register(shutil.rmtree, DATA, True)
 
+# RETROVUE_TEST_BROKER=rabbitmq runs the suite (make test runs the worker and failover tests so)
+# with the machine's RabbitMQ as the broker, in a virtual host of the session's own.
+BROKER = os.environ.get("RETROVUE_TEST_BROKER", "redis")
+if BROKER == "rabbitmq":
+    VHOST = f"retrovue-test-{os.getpid()}"
+    for command in (["add_vhost", VHOST], ["set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", "-q", *command], check=True, stdout=subprocess.DEVNULL)
+    atexit.register(subprocess.run, ["rabbitmqctl", "-q", "delete_vhost", VHOST], stdout=subprocess.DEVNULL)
+    os.environ["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+elif BROKER == "redis":
+    os.environ.pop("CELERY_BROKER_URL", None)  # the private Redis below (REDIS_URL)
+else:
+    raise RuntimeError(f"RETROVUE_TEST_BROKER is {BROKER!r}: use redis or rabbitmq")
+
 os.environ.update({
     "RETROVUE_DATA_DIR": str(DATA),
     "RETROVUE_MEDIA_ROOTS": str(DATA / "media"),
