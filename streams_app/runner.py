@@ -110,9 +110,15 @@ class FFmpegRun:
 
     def stop(self, grace=3.0):
         """Stop the feeder, terminate the process group; returns the exit code once stderr is
-        drained."""
+        drained. With a grace the feeder's pipes are closed first (once it has stopped writing
+        to them): the output stage reads their end and exits at once, where SIGTERM alone would
+        wait out the grace with it blocked on its input. Without one nothing is flushed."""
         if self.feeder:
             self.feeder.stop()
+            if grace:
+                self.feeder.join(timeout=1.0)  # between two frames it ends at once
+                if not self.feeder.is_alive():
+                    self.feeder.mode.close()
         code = process.terminate(self.proc, grace=grace)
         if self.feeder:
             self.feeder.close()

@@ -283,11 +283,15 @@ class Supervisor:
         return None
 
     def restart_now(self):
-        """An operator's restart: replace FFmpeg at once, not counted against the policy."""
+        """An operator's restart: replace FFmpeg at once, not counted against the policy. The
+        run's lease is renewed with the count, after the stop: a slow stop must not leave the
+        new output stage a lapsed lease."""
         self.ffmpeg.stop()
         self.restart_count += 1
-        self.db_write(self.cas_stream, restart_count=self.restart_count, restart_requested=False)
+        if self.renew(restart_count=self.restart_count, restart_requested=False) is False:
+            return self.FENCED
         self.start_ffmpeg()
+        return None
 
     # --- database -------------------------------------------------------------------------------
     def cas_stream(self, **changes):
@@ -382,7 +386,7 @@ class Supervisor:
             return self.FENCED
         self.flush_samples()
         if row["restart_requested"] and self.restart_at is None:
-            self.restart_now()
+            return self.restart_now()
         return None
 
     def check_output(self, health):

@@ -67,6 +67,7 @@ class FakeMode:
     fmt = Format(64, 48, Fraction(FPS))
     lead = 0.0
     slate_piece = None
+    held_frames = 0
 
     def __init__(self, clock, stop_after, short=(), missing=()):
         self.clock, self.stop_after, self.short, self.missing = clock, stop_after, set(short), set(missing)
@@ -83,7 +84,7 @@ class FakeMode:
 
     def units(self, reader, start, end, stopped):
         for k in range(start, end - reader.short_by):
-            yield k / FPS, True, (reader.segment.title, k)
+            yield k / FPS, k, (reader.segment.title, k)
 
     def write(self, payload):
         self.written.append((round(self.clock.now - 100.0, 6), payload))

@@ -32,14 +32,16 @@ FPS = 30
 BOUNDARY_GAP = 0.1
 
 
-def colour_clip(name, colour, seconds, tone):
+def colour_clip(name, colour, seconds, tone, bframes=0):
+    """A solid colour with a tone; `bframes`: B-frames as libx264's default preset makes them."""
     path = settings.RETROVUE_MEDIA_ROOTS[0] / "playout" / f"{name}.mp4"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
+        preset = ["-preset", "veryfast", "-bf", str(bframes)] if bframes else ["-preset", "ultrafast"]
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
                         "-f", "lavfi", "-i", f"color=c={colour}:size=320x240:rate={FPS}",
                         "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
-                        "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(FPS),
+                        "-t", str(seconds), "-c:v", "libx264", *preset, "-g", str(FPS),
                         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
     return MediaAsset.objects.get_or_create(source=str(path), defaults={
         "title": name, "duration_s": seconds, "video_codec": "h264", "audio_codec": "aac",

@@ -20,6 +20,8 @@ QUIET = ["-hide_banner", "-nostdin", "-loglevel", "error"]
 # frame's packets when it has them, so boundaries and switches show on the wire when they happen.
 OUTPUT_STAGE = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warning",
                 "-progress", "pipe:1", "-stats_period", "0.5"]
+# How a copy reader muxes (see reader_argv).
+READER_MUX = ["-muxdelay", "0", "-muxpreload", "0", "-omit_video_pes_length", "0", "-pes_payload_size", "0"]
 LOW_LATENCY_MUX = ["-max_interleave_delta", "40000", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1"]
 
 
@@ -122,7 +124,8 @@ def reader_argv(plan, source, in_point, seconds, has_audio=True):
     Stream copy can only start at a keyframe: with `-ss` FFmpeg starts at the keyframe at or
     before `in_point`. Timestamps are whatever the source has; the splicer rebases them. No
     muxing delay (the PCR is the DTS) and the video PES length written where it fits, so the
-    output stage can pass a frame on as soon as it has it. It reads a second more than the slot
+    output stage can pass a frame on as soon as it has it; one audio frame per PES, so the splicer
+    knows where each ends and never lets two overlap across a splice. It reads a second more than the slot
     and ends: it exits while its output still waits in the pipe, well before its boundary."""
     seek = ["-ss", f"{in_point:.6f}"] if in_point > 0 else []
     inputs = ["-protocol_whitelist", SOURCE_PROTOCOLS, *seek, "-t", f"{seconds + 1:.3f}", "-i", source]
@@ -133,7 +136,7 @@ def reader_argv(plan, source, in_point, seconds, has_audio=True):
     codec = AUDIO_CODECS[plan.stream.get("audio_codec", "copy")]
     audio = ["-c:a", "copy"] if codec is None else audio_args(codec)  # copied, or encoded to the channel's codec
     return [plan.ffmpeg, *QUIET, *inputs, *maps, "-c:v", "copy", *audio,
-            "-muxdelay", "0", "-muxpreload", "0", "-omit_video_pes_length", "0", "-f", "mpegts", "pipe:1"]
+            *READER_MUX, "-f", "mpegts", "pipe:1"]
 
 
 def slate_clip_argv(plan, path, seconds):

@@ -58,6 +58,8 @@ class Reader(SourceProcess):
 
 class CopyMode(Mode):
     slate_piece = SLATE_PIECE
+    # A cut in decode order can leave the last few frames of a slot unshown (B-frames).
+    held_frames = 16
     # It passes a frame on once the audio interleaved with it has come.
     lead = 0.06
 
@@ -66,7 +68,7 @@ class CopyMode(Mode):
         self.copies_audio = plan.stream.get("audio_codec", "copy") == "copy"
         self.fd = None
         self.buffer = bytearray()  # units written, sent when the pacer waits (or 64 KB gathered)
-        self.last_audio_pts = None  # audio never steps back across a splice
+        self.carried = (None, None)  # what one splice hands the next (Splice.carried)
         self.slate = None
 
     def spawn_output(self, spawn):
@@ -94,17 +96,17 @@ class CopyMode(Mode):
 
     def units(self, reader, start, end, stopped):
         """The slot's packets, a unit from each PES that is due to the next: (its DTS in
-        seconds, or None for what goes out at once, whether it begins a frame, the packets).
+        seconds, or None for what goes out at once; the frame index it begins, or None; the packets).
         Only a packet that starts a PES, carries an adaptation field or belongs to a PID not
         passed now is looked at one by one; runs of the others pass whole, untouched."""
-        splice = Splice(self.fmt, start, end, self.last_audio_pts)
-        unit, due, frame_start = bytearray(), None, False
+        splice = Splice(self.fmt, start, end, *self.carried)
+        unit, due, frame = bytearray(), None, None
         for chunk in reader.chunks(stopped):
             if chunk is None:
                 if unit:
-                    self.last_audio_pts = splice.last_audio_pts
-                    yield due, frame_start, unit
-                    unit, due, frame_start = bytearray(), None, False
+                    self.carried = splice.carried()
+                    yield due, frame, unit
+                    unit, due, frame = bytearray(), None, None
                 yield None
                 continue
             headers = bytearray(len(chunk) // PACKET * 3)  # bytes 1-3 of each packet
@@ -123,9 +125,9 @@ class CopyMode(Mode):
                     continue
                 if verdict is not True:  # a PES due at its DTS: a new unit
                     if unit:
-                        self.last_audio_pts = splice.last_audio_pts
-                        yield due, frame_start, unit
-                    unit, due, frame_start = bytearray(), (verdict - BASE) / CLOCK, splice.frame_start
+                        self.carried = splice.carried()
+                        yield due, frame, unit
+                    unit, due, frame = bytearray(), (verdict - BASE) / CLOCK, splice.frame
                 pid = ((packet[1] & 0x1F) << 8) | packet[2]
                 if pid not in splice.marked:
                     splice.marked.add(pid)
@@ -133,9 +135,9 @@ class CopyMode(Mode):
                 unit += packet
             if splice.done:
                 break
-        self.last_audio_pts = splice.last_audio_pts
+        self.carried = splice.carried()
         if unit:
-            yield due, frame_start, unit
+            yield due, frame, unit
 
     def write(self, packets):
         self.buffer += packets

@@ -8,8 +8,8 @@ on the monotonic clock, so boundaries land on their wall-clock time to the frame
 
 The `mode` (transcode.py, copy.py) says how a segment is read and written: `open(segment,
 frames)` gives a reader (`ready()`, `first_output()`, `close()`); `units(reader, start, end,
-stopped)` yields `(due, frame_start, payload)` (`due` in seconds from the origin, None: goes with
-the previous unit) or None while it waits; `write` and `flush` send. The `feed` is the timeline
+stopped)` yields `(due, frame, payload)` (`due` in seconds from the origin, None: goes with
+the previous unit; `frame` the index of the frame it begins, shown then, or None) or None while it waits; `write` and `flush` send. The `feed` is the timeline
 (`upcoming(at)`, `poll_switch()`, `unreadable(segment, why)`). Tests drive it with fakes of both.
 """
 import collections
@@ -153,19 +153,21 @@ class Pacer(threading.Thread):
         self.aired.append((entry.start, entry.segment))
 
     def air_current(self, start):
-        """Air the current entry until it ends, a switch cuts it, or the pacer stops."""
-        entry, aired = self.current, 0
+        """Air the current entry until it ends, a switch cuts it, or the pacer stops. Frames may
+        come in another order than shown (B-frames): `reached` is the first frame not yet
+        shown by any that aired, where the next segment or a switch may begin."""
+        entry = self.current
+        reached = entry.start
         for unit in self.mode.units(entry.reader, entry.start, entry.end, self.stopped):
             if unit is None:  # waiting on the reader: never hold what is ready to go
                 self.mode.flush()
                 continue
-            due, frame_start, payload = unit
-            if frame_start:
-                k = entry.start + aired
-                aired += 1
-                if self.at_frame(k):
+            due, frame, payload = unit
+            if frame is not None:
+                if self.at_frame(reached):
                     return  # cut to a switch: this frame does not air
-            if frame_start and due is not None:  # what follows a frame goes out with it
+                reached = max(reached, frame + 1)
+            if frame is not None and due is not None:  # what follows a frame goes out with it
                 now = self.clock()
                 delay = start + due - self.mode.lead - now
                 if delay > 0:
@@ -179,9 +181,8 @@ class Pacer(threading.Thread):
             self.mode.write(payload)
         if self.stopped.is_set():
             return
-        scheduled = entry.end - entry.start
-        if aired < scheduled and entry.segment.source:
-            self.fill_short(entry, aired)
+        if reached < entry.end - self.mode.held_frames and entry.segment.source:
+            self.fill_short(entry, reached - entry.start)
             return
         self.prepare.submit(entry.reader.close)
         following = self.following.result() if self.following else None

@@ -55,6 +55,7 @@ class Mode:
 
     slate_piece = None  # the longest slate segment it airs from one reader (None: any)
     lead = 0.0  # seconds a unit is written ahead of its time: the output stage's own latency
+    held_frames = 0  # frames at a slot's end that may hold the last picture rather than air
 
     def __init__(self, plan, has_audio=lambda segment: True):
         self.plan, self.fmt = plan, plan.fmt

@@ -2,9 +2,15 @@
 
 From a segment's first keyframe on, its PTS/DTS and PCR are rewritten onto the channel's timeline
 (frame k at BASE + k/fps, as the transcode mode counts frames), each PID's continuity-counter jump
-is marked, and exactly the slot's frames pass (its audio up to the slot's end). Stream copy cuts
-*in* only at a keyframe, the one at or before the in-point: content shifts by less than a GOP,
-timing does not. It cuts *out* on any frame (decode order).
+is marked, and the frames shown within the slot pass (its audio up to the slot's end). Stream
+copy cuts *in* only at a keyframe, the one at or before the in-point: content shifts by less than
+a GOP, timing does not. With B-frames, frames come in decode order and are shown in another:
+a frame is passed only if it is shown within the slot, the first one shown after it ends the
+segment's video (later ones in decode order may refer to it), leading frames of an open GOP
+(shown before the keyframe, referring to the GOP before) are dropped, and a segment whose first
+decode time would not come after the last one aired starts as many frames later as it takes
+(more reordering than the segment before). So across every splice DTS strictly increases, each
+PTS is used once, all on the frame grid; at most a few frames at a cut hold the last picture.
 """
 import re
 from fractions import Fraction
@@ -76,22 +82,27 @@ class Splice:
 
     `feed(packet)` rewrites a packet in place and returns the DTS (on the channel's timeline)
     at which it is due, `True` for a packet that goes out with what precedes it, or None for a
-    packet that is dropped. `frame_start` is set when the packet begins a video frame that will
-    air (the pacer's moment for boundaries and switches)."""
+    packet that is dropped. `frame` is the channel frame index a packet that begins an airing
+    video frame is shown at, else None (the pacer's moment for boundaries and switches)."""
 
-    def __init__(self, fmt, start, end, last_audio_pts=None):
+    def __init__(self, fmt, start, end, audio_end=None, last_video_dts=None):
         self.fmt, self.start, self.end = fmt, start, end
         self.pts_start, self.pts_end = pts_of(fmt, start), pts_of(fmt, end)
         self.delta = None  # channel PTS - source PTS, fixed at the first keyframe
         self.reference = None  # a source timestamp to unwrap the others against
-        self.frames = 0  # video frames passed
         self.video_done = self.audio_done = False
         self.keep = {}  # pid -> whether the PES in progress on it is passed
         self.plain = None  # plain_run() of the PIDs kept now
         self.marked = set()  # PIDs whose counter jump is marked
         self.pes_pids = set()
-        self.last_audio_pts = last_audio_pts  # audio never steps back across a splice
-        self.frame_start = False
+        # Carried from splice to splice: where the last audio frame aired ends (the next one may not
+        # start before it) and the last video DTS (the next is after it).
+        self.audio_end, self.last_video_dts = audio_end, last_video_dts
+        self.audio_seen = None  # the PTS of the last audio PES read: frames are one per PES
+        self.frame = None
+
+    def carried(self):
+        return self.audio_end, self.last_video_dts
 
     @property
     def done(self):
@@ -103,7 +114,7 @@ class Splice:
         return self.reference + ((raw - self.reference + HALF_WRAP) % WRAP) - HALF_WRAP
 
     def feed(self, b):
-        self.frame_start = False
+        self.frame = None
         pid = ((b[1] & 0x1F) << 8) | b[2]
         if pid == NULL_PID:
             return None
@@ -115,6 +126,8 @@ class Splice:
             if self.keep.get(pid) != (due is not None):
                 self.keep[pid] = due is not None
                 self.plain = plain_run({p for p, kept in self.keep.items() if kept})
+                if due is not None:  # passed again after a dropped PES: its counter jump is marked too
+                    self.marked.discard(pid)
         elif pid not in self.pes_pids:  # PSI (PAT, PMT, SDT): passed while the segment airs
             return None if self.video_done else True
         elif not has_payload:  # adaptation only (a PCR): passed with the frames
@@ -132,31 +145,39 @@ class Splice:
             return None
         pts = self.unwrap(read_ts(b, o + 9))
         dts = self.unwrap(read_ts(b, o + 14)) if flags == 3 else pts
-        if 0xE0 <= stream_id <= 0xEF:  # video: one frame per PES
-            if self.delta is None:
-                # FFmpeg's stream copy starts at a keyframe: the segment's first frame.
-                self.delta = self.pts_start - pts
-            if self.frames >= self.end - self.start:
+        video = 0xE0 <= stream_id <= 0xEF  # one frame per PES, in decode order
+        if video and self.delta is None:
+            # FFmpeg's stream copy starts at a keyframe: the first frame shown in the slot, or
+            # as few frames later as put its decode time after the last one aired.
+            shift = 0
+            while self.last_video_dts is not None and \
+                    dts + pts_of(self.fmt, self.start + shift) - pts <= self.last_video_dts:
+                shift += 1
+            self.delta = pts_of(self.fmt, self.start + shift) - pts
+        if self.delta is None:
+            return None  # audio before the first frame
+        pts, dts = pts + self.delta, dts + self.delta
+        if video:
+            if self.video_done or pts >= self.pts_end:
                 self.video_done = True
                 # The reader interleaves by DTS: a second past the end, no audio of the slot is
                 # still to come (a source whose audio ends early would otherwise be read to EOF).
-                if dts + self.delta >= self.pts_end + CLOCK:
+                if dts >= self.pts_end + CLOCK:
                     self.audio_done = True
                 return None
-            self.frames += 1
-            self.frame_start = True
-        else:  # audio: up to the slot's end, never before the first frame or an earlier sample
-            if self.delta is None:
+            if pts < self.pts_start or (self.last_video_dts is not None and dts <= self.last_video_dts):
                 return None
-            channel_pts = pts + self.delta
-            if channel_pts >= self.pts_end:
+            self.last_video_dts = dts
+            self.frame = round((pts - BASE) * self.fmt.fps / CLOCK)
+        else:  # audio: up to the slot's end, never before the first frame or over the last one aired
+            step, self.audio_seen = (pts - self.audio_seen if self.audio_seen is not None else 1), pts
+            if pts >= self.pts_end:
                 self.audio_done = True
                 return None
-            if channel_pts < self.pts_start or (self.last_audio_pts is not None
-                                                and channel_pts <= self.last_audio_pts):
+            if pts < self.pts_start or (self.audio_end is not None and pts < self.audio_end):
                 return None
-            self.last_audio_pts = channel_pts
-        write_ts(b, o + 9, pts + self.delta)
+            self.audio_end = pts + max(1, step)
+        write_ts(b, o + 9, pts)
         if flags == 3:
-            write_ts(b, o + 14, dts + self.delta)
-        return dts + self.delta
+            write_ts(b, o + 14, dts)
+        return dts

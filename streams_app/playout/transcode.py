@@ -45,7 +45,7 @@ class TranscodeMode(Mode):
         return Decoder(self, segment, frames, self.fmt.samples_before(frames), self.has_audio(segment))
 
     def units(self, decoder, start, end, stopped):
-        """One unit per frame of the slot: (its time, True, (audio, video))."""
+        """One unit per frame of the slot: (its time, its frame index, (audio, video))."""
         fps, frame_bytes = self.fmt.fps, self.fmt.frame_bytes
         video = None
         for k in range(start, end):
@@ -55,7 +55,7 @@ class TranscodeMode(Mode):
             video = frame or video  # a short source holds its last frame
             size = self.fmt.audio_bytes(k)
             audio = read_exact(decoder.audio_read, size) or bytes(size)
-            yield float(k / fps), True, (audio, video)
+            yield float(k / fps), k, (audio, video)
 
     def write(self, payload):
         # Audio first: its timestamps are sample counts, so order does not touch sync, and the
