@@ -63,7 +63,7 @@ def _plan(profile, work_dir):
         "network_settings": {"multicast_address": "127.0.0.1", "port": DISCARD_PORT}}))
     plan = ChannelPlan(number=0, name=f"calibration {profile}", sections=sections,
                        channel_dir=work_dir / profile, ffmpeg=settings.RETROVUE_FFMPEG)
-    plan.clear_hls()
+    plan.hls_dir.mkdir(parents=True, exist_ok=True)
     plan.write_slate_text()
     return plan
 

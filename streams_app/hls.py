@@ -1,11 +1,16 @@
 """Serving each channel's rolling HLS window at /hls/<number>/ (public, like any IPTV head-end)."""
+import math
 import os
 import re
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse
 
+from channels_app.models import Channel
+
 from .playout.argv import HLS_SEGMENT_SECONDS
+
+LIVE = (Channel.Status.STARTING, Channel.Status.RUNNING)
 
 HLS_FILE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(m3u8|ts)$")
 CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
@@ -21,29 +26,72 @@ def hls_dir(number):
 
 
 PACKET = 188
+PREVIOUS = "previous.m3u8"  # the window as it was when the output stage restarted
+STARTS = "starts"  # the media sequence number each output stage began at, one a line
 STALE_SEGMENTS = 3  # no new segment for this many segment durations: the leg is failing
 
 
-def window(folder):
-    """(media sequence, [(EXTINF line, segment name, size or None if gone)], header lines) of
-    the playlist FFmpeg writes, or None when it is missing or not a playlist (its write failed)."""
+def window(folder, name="index.m3u8"):
+    """(media sequence, [(its tags and EXTINF line, segment name, size or None if gone)], header
+    lines) of the playlist FFmpeg writes (or the run's before, PREVIOUS), or None when it is
+    missing or not a playlist (its write failed). A segment's tags (a discontinuity) travel with it."""
     try:
-        lines = (folder / "index.m3u8").read_text().splitlines()
+        lines = (folder / name).read_text().splitlines()
     except (OSError, UnicodeDecodeError):
         return None
     if not lines or lines[0] != "#EXTM3U":
         return None
-    header = [line for line in lines if line.startswith("#") and not line.startswith(("#EXTINF:", "#EXT-X-ENDLIST"))]
-    sequence = next((int(line.partition(":")[2]) for line in header if line.startswith("#EXT-X-MEDIA-SEQUENCE:")), 0)
-    entries = []
-    for extinf, name in zip(lines, lines[1:]):
-        if extinf.startswith("#EXTINF:") and HLS_FILE.match(name):
+    header, entries, tags = [], [], []
+    for line in lines:
+        if HLS_FILE.match(line) and tags and tags[-1].startswith("#EXTINF:"):
             try:
-                size = (folder / name).stat().st_size
+                size = (folder / line).stat().st_size
             except OSError:
                 size = None
-            entries.append((extinf, name, size))
+            entries.append(("\n".join(tags), line, size))
+            tags = []
+        elif line.startswith("#EXTINF:") or line == "#EXT-X-DISCONTINUITY" or (entries and line.startswith("#")):
+            tags.append(line)
+        elif line.startswith("#") and line != "#EXT-X-ENDLIST":
+            header.append(line)
+    sequence = next((int(line.partition(":")[2]) for line in header if line.startswith("#EXT-X-MEDIA-SEQUENCE:")), 0)
     return sequence, entries, header
+
+
+def next_sequence(folder):
+    """The media sequence number after the newest segment the window lists (0 without one)."""
+    found = window(folder)
+    return found[0] + len(found[1]) if found else 0
+
+
+def begin_output(folder, reached, fresh):
+    """Where a new output stage's segments are numbered from: after all this folder's window
+    listed and `reached` (as far as the channel got on any host), so a name is never used twice.
+    A fresh run clears the old window (it would air stale). A restart keeps it as PREVIOUS,
+    which the served window continues (FFmpeg's own append_list renumbers what it appends to),
+    and drops segments older than two windows. Each start is noted: the discontinuity sequence
+    counts those gone from the window."""
+    folder.mkdir(parents=True, exist_ok=True)
+    start = max(next_sequence(folder), reached)
+    served = None if fresh else served_window(folder)
+    for old in [folder / "index.m3u8", folder / PREVIOUS, *folder.glob("*.ts")]:
+        number = old.stem.removeprefix("index")
+        if fresh or old.suffix != ".ts" or not number.isdigit() or \
+                int(number) < start - 2 * settings.RETROVUE_HLS_LIST_SIZE:
+            old.unlink(missing_ok=True)
+    if served:
+        (folder / PREVIOUS).write_text(playlist_text(folder, served, live=True))
+    with open(folder / STARTS, "a") as starts:
+        starts.write(f"{start}\n")
+    return start
+
+
+def discontinuity_sequence(folder, sequence):
+    """Discontinuities (output starts) before segment `sequence`: gone from the window."""
+    try:
+        return sum(int(line) < sequence for line in (folder / STARTS).read_text().split())
+    except (OSError, ValueError):
+        return 0
 
 
 def whole(size):
@@ -56,10 +104,14 @@ def served_window(folder):
     that failed, e.g. a full disk), leading ones (and ones rotated out) dropped with the media
     sequence advanced, as the window slides anyway. (media sequence, entries, header), or None
     with nothing whole."""
-    found = window(folder)
+    found, previous = window(folder), window(folder, PREVIOUS)
+    if previous and (found is None or previous[0] + len(previous[1]) == found[0]):
+        found = (previous[0], previous[1] + (found[1] if found else []), found[2] if found else previous[2])
     if found is None:
         return None
     sequence, entries, header = found
+    gone = max(0, len(entries) - settings.RETROVUE_HLS_LIST_SIZE)
+    entries, sequence = entries[gone:], sequence + gone
     while entries and not whole(entries[0][2]):
         entries, sequence = entries[1:], sequence + 1
     cut = next((i for i, (_, _, size) in enumerate(entries) if size is not None and not whole(size)), len(entries))
@@ -106,11 +158,21 @@ def output_bitrate_kbps(folder, segments=3):
     return round(size * 8 / seconds / 1000, 1) if seconds else None
 
 
-def playlist_text(served):
+def playlist_text(folder, served, live):
+    """The served window as a playlist: its discontinuity sequence (RFC 8216 6.2.2) and, for a
+    channel that is not running, the end tag (a stale window is not live)."""
     sequence, entries, header = served
-    header = [f"#EXT-X-MEDIA-SEQUENCE:{sequence}" if line.startswith("#EXT-X-MEDIA-SEQUENCE:") else line
-              for line in header]
-    return "\n".join([*header, *(line for extinf, name, _ in entries for line in (extinf, name))]) + "\n"
+    lines = []
+    longest = max(float(tags.rpartition("#EXTINF:")[2].split(",")[0]) for tags, _, _ in entries)
+    for line in header:
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            line = f"#EXT-X-TARGETDURATION:{max(int(line.split(':')[1]), math.ceil(longest))}"
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            line = f"#EXT-X-MEDIA-SEQUENCE:{sequence}\n" \
+                   f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence(folder, sequence)}"
+        lines.append(line)
+    lines += [line for tags, name, _ in entries for line in (tags, name)]
+    return "\n".join(lines + ([] if live else ["#EXT-X-ENDLIST"])) + "\n"
 
 
 def hls_file(request, number, filename):
@@ -124,7 +186,8 @@ def hls_file(request, number, filename):
         served = served_window(folder)
         if served is None:
             raise Http404("no HLS window yet")
-        response = HttpResponse(playlist_text(served), content_type=CONTENT_TYPES["m3u8"])
+        live = Channel.objects.filter(number=number, status__in=LIVE).exists()
+        response = HttpResponse(playlist_text(folder, served, live), content_type=CONTENT_TYPES["m3u8"])
     else:
         try:
             handle = open(folder / filename, "rb")

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import weakref
+from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from resources_app.allocations import release_run
 
 from . import playout
 from .alerts import clear_alert, raise_alert
-from .hls import channel_dir, leg_problem, output_bitrate_kbps
+from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_bitrate_kbps
 from .models import Alert, MetricSample, Stream
 from .playout.lease import Lease
 from .playout.plan import ChannelPlan
@@ -115,6 +116,10 @@ class Supervisor:
         self.lease = Lease(until=-math.inf)  # held from the claim on, renewed by heartbeats
         self.fenced_at = None  # (why, when its output stopped) once its lease lapsed
         self.output_problem = None  # why an output leg is failing, while it is
+        # How far the channel's HLS numbering got in its runs before this one, on any host.
+        earlier = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation) \
+            .order_by("-generation").values_list("health_metrics", flat=True).first()
+        self.hls_reached = (earlier or {}).get("hls_next", 0)
         _ACTIVE.add(self)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -175,7 +180,6 @@ class Supervisor:
         self.lease.renewed(claimed_at)
         if self.await_predecessor() and not self.renew():
             return self.FENCED
-        self.plan.clear_hls()
         self.start_ffmpeg()
         return None
 
@@ -198,6 +202,8 @@ class Supervisor:
         configuration as it is now (an operator's restart applies a changed config)."""
         self.restart_at = None
         self.refresh_plan()
+        start = begin_output(self.plan.hls_dir, self.hls_reached, fresh=self.ffmpeg is None)
+        self.plan = replace(self.plan, hls_start=start)
         run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease)
         self.ffmpeg = run
         self.reported_running = False
@@ -371,6 +377,7 @@ class Supervisor:
             health["bitrate_kbps"] = output_bitrate_kbps(self.plan.hls_dir)
         if health:
             self.check_output(health)
+            health["hls_next"] = self.hls_reached = max(self.hls_reached, next_sequence(self.plan.hls_dir))
         self.sample(health)
         close_old_connections()
         row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(

@@ -245,3 +245,42 @@ def test_a_full_disk_under_hls_is_detected_never_served_and_recovers(api, client
         Channel.objects.filter(number=17).exists() and lifecycle.stop_channel(Channel.objects.get(number=17))
         wait_for(lambda: not our_ffmpeg(), timeout=15, what="the channel stopped")
         subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hls_goes_on_across_a_restart_and_a_crash(api, client, live_host, media, free_port):
+    """RFC 8216 6.2.1-6.2.2 as a player sees it: the media sequence only grows, a name always means
+    the same segment, a discontinuity (and its sequence) where timestamps start again, never an
+    end tag while the channel runs; once stopped, the window says it has ended."""
+    api.post("/api/channels", channel_payload(18, port=free_port, quality="copy", playlist=[str(media["clip"])]),
+             format="json")
+    api.post("/api/channels/18/start")
+    wait_status(18, "RUNNING")
+    wait_for(lambda: len(served_segments(client, 18)) >= 2, timeout=15, what="an HLS window")
+    names, sequences, discontinuities = {}, [], []
+    began, restarted, crashed = time.monotonic(), False, False
+    while time.monotonic() - began < 16:
+        text = client.get("/hls/18/index.m3u8").content.decode()
+        assert "#EXT-X-ENDLIST" not in text, text
+        lines = text.splitlines()
+        sequence = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        discontinuities.append(int(next(line for line in lines
+                                        if line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:")).split(":")[1])
+                               + sum(line == "#EXT-X-DISCONTINUITY" for line in lines))
+        sequences.append(sequence)
+        for offset, name in enumerate(line for line in lines if line.endswith(".ts")):
+            assert names.setdefault(name, sequence + offset) == sequence + offset, f"{name} reused: {text}"
+        if not restarted and time.monotonic() - began > 3:
+            assert api.post("/api/streams/18/restart").status_code == 202
+            restarted = True
+        if not crashed and time.monotonic() - began > 9:
+            os.kill(Stream.objects.get(channel__number=18).pid, signal.SIGKILL)
+            crashed = True
+        time.sleep(0.25)
+    assert Stream.objects.get(channel__number=18).restart_count == 2
+    assert sequences == sorted(sequences) and sequences[-1] > sequences[0]
+    # Each output start adds a discontinuity, counted whether still listed or slid out.
+    assert discontinuities == sorted(discontinuities) and discontinuities[-1] >= discontinuities[0] + 2
+    lifecycle.stop_channel(Channel.objects.get(number=18))
+    wait_status(18, "STOPPED")
+    assert client.get("/hls/18/index.m3u8").content.decode().endswith("#EXT-X-ENDLIST\n")

@@ -27,9 +27,14 @@ LOW_LATENCY_MUX = ["-max_interleave_delta", "40000", "-muxdelay", "0", "-muxprel
 
 def output_args(plan):
     network = plan.sections["network_settings"]
+    # The window goes on across restarts (RFC 8216 6.2.1): numbering from plan.hls_start, a
+    # discontinuity where timestamps start again, never an end tag (hls.py serves the window
+    # across the restart); a segment stays a window's length after it leaves the list (6.2.2).
     hls = (
         f"[f=hls:hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
-        f":hls_flags=delete_segments+independent_segments]{safe_path(plan.hls_dir / 'index.m3u8')}"
+        f":hls_delete_threshold={plan.hls_list_size + 1}:start_number={plan.hls_start}"
+        f":hls_flags=delete_segments+independent_segments+discont_start+omit_endlist]"
+        f"{safe_path(plan.hls_dir / 'index.m3u8')}"
     )
     # Each PID's first packet is flagged: a receiver takes the counters and time base of a restarted
     # output (a crash, a restart, a failover) as announced, not as errors.

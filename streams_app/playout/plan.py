@@ -61,6 +61,7 @@ class ChannelPlan:
     ffmpeg: str = "ffmpeg"
     udp_ttl: int = 16
     hls_list_size: int = 6
+    hls_start: int = 0  # the media sequence number of the run's first HLS segment
 
     @property
     def stream(self):
@@ -83,12 +84,6 @@ class ChannelPlan:
     @property
     def hls_dir(self):
         return self.channel_dir / "hls"
-
-    def clear_hls(self):
-        """A fresh HLS folder for a new run."""
-        self.hls_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.hls_dir.glob("*"):
-            old.unlink(missing_ok=True)
 
     def write_slate_text(self):
         """The text the slate draws (literally: a file, never expanded)."""
