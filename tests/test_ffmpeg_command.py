@@ -20,7 +20,8 @@ def test_transcode_output_stage_encodes_raw_input_and_tees_udp_and_hls():
     command = argv.encoder_argv(plan(), audio_fd=7)
     assert isinstance(command, list) and all(isinstance(a, str) for a in command)
     tee = command[-1]
-    assert tee.startswith("[f=mpegts:onfail=ignore:pcr_period=40:mpegts_flags=+initial_discontinuity]udp://127.0.0.1:5004?pkt_size=1316&ttl=16|")
+    assert tee.startswith("[f=mpegts:onfail=ignore:pcr_period=20:max_delay=100000:pes_payload_size=0"
+                          ":mpegts_flags=+initial_discontinuity]udp://127.0.0.1:5004?pkt_size=1316&ttl=16|")
     assert "hls_time=2" in tee and tee.endswith("/data/channels/4/hls/index.m3u8")
     assert command[command.index("-c:v") + 1] == "libx264"
     assert command[command.index("-g") + 1] == "60"  # a keyframe every 2 s segment

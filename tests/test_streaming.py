@@ -284,3 +284,19 @@ def test_hls_goes_on_across_a_restart_and_a_crash(api, client, live_host, media,
     lifecycle.stop_channel(Channel.objects.get(number=18))
     wait_status(18, "STOPPED")
     assert client.get("/hls/18/index.m3u8").content.decode().endswith("#EXT-X-ENDLIST\n")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("quality", ["copy", "480p"])
+def test_pcr_every_40_ms_and_every_pes_before_its_decode_time(quality, api, live_host, media, free_port, tmp_path):
+    """TR 101 290 1.3a (PCR repetition) and the T-STD's first rule (a PES arrives before its
+    decode time) on the UDP output, read from a capture."""
+    api.post("/api/channels", channel_payload(19, port=free_port, quality=quality, playlist=[str(media["clip"])]),
+             format="json")
+    sock = udp_socket(free_port)
+    api.post("/api/channels/19/start")
+    wait_status(19, "RUNNING", timeout=20)
+    report = analyze(capture(sock, 5, tmp_path / "timing.ts").read_bytes())
+    margins = report.delivery_margins()
+    assert report.longest_pcr_interval() <= 0.040 + 0.001, report.longest_pcr_interval()
+    assert margins and min(margins.values()) >= 0.010, margins

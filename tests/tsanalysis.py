@@ -17,6 +17,28 @@ class Report:
     pcr_backwards: int = 0
     pcr_jumps: int = 0  # PCR advancing more than `max_pcr_step` (the spec allows 0.1 s) between PCRs
     announced: int = 0  # time-base changes flagged by a discontinuity indicator (a restarted output)
+    pcr_positions: list = field(default_factory=list)  # (packet index, PCR s) on the PCR PID
+    pes_starts: list = field(default_factory=list)  # (packet index, PID, DTS s) of every PES
+
+    def longest_pcr_interval(self):
+        """The longest time between two PCRs of one time base (TR 101 290 1.3a: at most 40 ms)."""
+        return max((b - a for a, b in zip(self.pcr_values, self.pcr_values[1:]) if 0 <= b - a < 1), default=0.0)
+
+    def delivery_margins(self):
+        """{PID: least DTS - PCR at its arrival}: how early each PES came before its decode time
+        (negative: late, a receiver must delay). PCR is interpolated by packet position."""
+        margins, at = {}, 0
+        for index, pid, dts in self.pes_starts:
+            while at + 1 < len(self.pcr_positions) and self.pcr_positions[at + 1][0] <= index:
+                at += 1
+            if at + 1 >= len(self.pcr_positions) or self.pcr_positions[at][0] > index:
+                continue
+            (i0, p0), (i1, p1) = self.pcr_positions[at], self.pcr_positions[at + 1]
+            if not 0 <= p1 - p0 < 1:
+                continue  # across a time-base change
+            pcr = p0 + (p1 - p0) * (index - i0) / (i1 - i0)
+            margins[pid] = min(margins.get(pid, dts - pcr), dts - pcr)
+        return margins
     pcr_values: list = field(default_factory=list)
 
 
@@ -51,6 +73,11 @@ def analyze(data, max_pcr_step=0.2):
             last_cc[pid] = cc
         if discontinuity and pid == pcr_pid:
             announced = True  # the time base may jump at the next PCR (ISO 13818-1 2.4.3.5)
+        payload = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
+        if packet[1] & 0x40 and has_payload and packet[payload:payload + 3] == b"\x00\x00\x01" and \
+                packet[payload + 7] & 0x80:
+            dts_at = payload + 9 + (5 if packet[payload + 7] >> 6 == 3 else 0)  # DTS, or the PTS alone
+            report.pes_starts.append((report.packets, pid, _timestamp(packet, dts_at) / 90000))
         pcr = _pcr(packet)
         if pcr is not None and (pcr_pid is None or pid == pcr_pid):
             pcr_pid = pid
@@ -62,7 +89,14 @@ def analyze(data, max_pcr_step=0.2):
                 report.pcr_jumps += step > max_pcr_step
             announced = False
             report.pcr_values.append(pcr)
+            report.pcr_positions.append((report.packets, pcr))
     return report
+
+
+def _timestamp(packet, o):
+    """A 33-bit PES timestamp at byte `o`."""
+    b = packet[o:o + 5]
+    return ((b[0] >> 1) & 7) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
 
 
 def max_gap(arrivals, start, end):
