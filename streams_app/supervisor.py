@@ -244,17 +244,21 @@ class Supervisor:
         return self.schedule_restart(why)
 
     def on_lease_lapsed(self, now):
-        """The lease was not renewed in time (this host was frozen, or its database calls hung),
-        so the pacer stopped feeding the output stage when it lapsed. Kill that stage without
-        letting it flush; if the run is still ours, start again where the clock is, else leave
-        the channel to its new run and record when this one really stopped publishing."""
+        """The lease was not renewed in time (this host was frozen, starved, or its database
+        calls hung), so the pacer holds its output. If the run is still ours, renewing lets it go
+        on (a pause, not a restart); while the database cannot say, it stays held; if the channel
+        has moved, kill the output stage without letting it flush and record when this run really
+        stopped publishing."""
         lapsed_for = now - self.lease.until
         last_frame = self.lease.last_admitted
         stopped_at = timezone.now() - timedelta(seconds=now - (last_frame if last_frame is not None else now))
-        self.ffmpeg.kill()
         why = f"lease lapsed for {lapsed_for:.1f}s (host frozen or stalled)"
-        if self.renew():
-            return self.schedule_restart(why)
+        renewed = self.renew()
+        if renewed is not False:
+            log.warning("%s: %s; %s", self.channel, why, "renewed, the output goes on" if renewed
+                        else "the output is held until the database answers")
+            return None
+        self.ffmpeg.kill()
         self.fenced_at = (f"{why}: fenced, its output stopped at {stopped_at.isoformat(timespec='milliseconds')}",
                           stopped_at)
         log.warning("%s: %s", self.channel, self.fenced_at[0])

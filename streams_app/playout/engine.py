@@ -67,11 +67,15 @@ class Pacer(threading.Thread):
     def stop(self):
         self.stopped.set()
 
-    def fence(self, now):
-        """The lease lapsed (this host was frozen, or its database calls hung): write nothing
-        more. The output stage starves; the supervisor learns who owns the channel now."""
-        self.stopped.set()
-        log.warning("pacer fenced: its lease lapsed %.2fs ago", now - self.lease.until)
+    def hold_for_lease(self, now):
+        """The lease lapsed (this host was frozen, or starved, or its database calls hung): write
+        nothing until the supervisor has it renewed (the run is still ours: the output resumes
+        after a pause) or stops the run (another host has the channel). True if stopped."""
+        log.warning("pacer holds its output: its lease lapsed %.2fs ago", now - self.lease.until)
+        while not self.lease.admits(self.clock()):
+            if self.wait(0.02):
+                return True
+        return False
 
     def switch_asked(self):
         """A switch was stored for this channel: look for it at the next frame."""
@@ -175,8 +179,7 @@ class Pacer(threading.Thread):
                     if self.wait(delay):
                         return
                     now = self.clock()
-                if not self.lease.admits(now):
-                    self.fence(now)
+                if not self.lease.admits(now) and self.hold_for_lease(now):
                     return
             self.mode.write(payload)
         if self.stopped.is_set():
