@@ -58,9 +58,8 @@ def window(folder, name="index.m3u8"):
     return sequence, entries, header
 
 
-def next_sequence(folder):
-    """The media sequence number after the newest segment the window lists (0 without one)."""
-    found = window(folder)
+def next_sequence(found):
+    """The media sequence number after the newest segment a `window` lists (0 without one)."""
     return found[0] + len(found[1]) if found else 0
 
 
@@ -72,7 +71,7 @@ def begin_output(folder, reached, fresh):
     and drops segments older than two windows. Each start is noted: the discontinuity sequence
     counts those gone from the window."""
     folder.mkdir(parents=True, exist_ok=True)
-    start = max(next_sequence(folder), reached)
+    start = max(next_sequence(window(folder)), reached)
     served = None if fresh else served_window(folder)
     for old in [folder / "index.m3u8", folder / PREVIOUS, *folder.glob("*.ts")]:
         number = old.stem.removeprefix("index")
@@ -118,12 +117,12 @@ def served_window(folder):
     return (sequence, entries[:cut], header) if cut else None
 
 
-def leg_problem(folder, running_for, now):
-    """Why the HLS leg is failing, or None: its playlist is missing or unreadable, its newest
-    segment is empty or truncated, or no segment came for STALE_SEGMENTS durations. FFmpeg says
-    nothing when its HLS writes fail (a full disk): only its output tells."""
+def leg_problem(found, folder, running_for, now):
+    """Why the HLS leg (its `window` `found` in `folder`) is failing, or None: its playlist is
+    missing or unreadable, its newest segment is empty or truncated, or no segment came for
+    STALE_SEGMENTS durations. FFmpeg says nothing when its HLS writes fail (a full disk): only
+    its output tells."""
     grace = STALE_SEGMENTS * HLS_SEGMENT_SECONDS
-    found = window(folder)
     if found is None or not found[1]:
         return None if running_for < grace else "no HLS playlist"
     name, size = found[1][-1][1:]
@@ -138,24 +137,18 @@ def leg_problem(folder, running_for, now):
     return None
 
 
-def output_bitrate_kbps(folder, segments=3):
-    """The channel's output bitrate over its newest finished HLS segments (bytes over #EXTINF
-    seconds): FFmpeg's -progress reports no bitrate for a tee output, and the TS muxed into
-    each segment is what leaves on UDP too. None until a segment exists."""
-    try:
-        lines = (folder / "index.m3u8").read_text().splitlines()
-    except OSError:
-        return None
-    entries = [(float(line[8:].split(",")[0]), lines[i + 1].strip())
-               for i, line in enumerate(lines[:-1]) if line.startswith("#EXTINF:")]
-    seconds = size = 0.0
-    for duration, name in entries[-segments:]:
-        try:
-            size += (folder / name).stat().st_size
-        except OSError:
-            continue  # deleted from the window meanwhile
-        seconds += duration
-    return round(size * 8 / seconds / 1000, 1) if seconds else None
+def output_bitrate_kbps(found, segments=3):
+    """The channel's output bitrate over the newest finished HLS segments of a `window` (bytes
+    over #EXTINF seconds): FFmpeg's -progress reports no bitrate for a tee output, and the TS
+    muxed into each segment is what leaves on UDP too. None until a segment exists."""
+    newest = [(extinf_seconds(tags), size) for tags, _, size in (found[1] if found else [])[-segments:]
+              if size is not None]
+    seconds = sum(duration for duration, _ in newest)
+    return round(sum(size for _, size in newest) * 8 / seconds / 1000, 1) if seconds else None
+
+
+def extinf_seconds(tags):
+    return float(tags.rpartition("#EXTINF:")[2].split(",")[0])
 
 
 def playlist_text(folder, served, live):
@@ -163,7 +156,7 @@ def playlist_text(folder, served, live):
     channel that is not running, the end tag (a stale window is not live)."""
     sequence, entries, header = served
     lines = []
-    longest = max(float(tags.rpartition("#EXTINF:")[2].split(",")[0]) for tags, _, _ in entries)
+    longest = max(extinf_seconds(tags) for tags, _, _ in entries)
     for line in header:
         if line.startswith("#EXT-X-TARGETDURATION:"):
             line = f"#EXT-X-TARGETDURATION:{max(int(line.split(':')[1]), math.ceil(longest))}"

@@ -49,6 +49,11 @@ class FFmpegRun:
         """Seconds since the output time last advanced (0 until the first progress)."""
         return time.monotonic() - self.last_advance_at if self.producing else 0.0
 
+    def held(self):
+        """Its input was held back (a lapsed lease, now renewed): the stall clock starts again,
+        as a paused feed is not a stalled FFmpeg."""
+        self.last_advance_at = time.monotonic()
+
     def _read_progress(self):
         parser = ProgressParser()
         for line in self.proc.stdout:

@@ -29,7 +29,7 @@ from resources_app.allocations import release_run
 
 from . import playout
 from .alerts import clear_alert, raise_alert
-from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_bitrate_kbps
+from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_bitrate_kbps, window
 from .models import Alert, MetricSample, Stream
 from .playout.lease import Lease
 from .playout.plan import ChannelPlan
@@ -55,9 +55,8 @@ def shutdown_all():
 def switch_asked(stream_id):
     """A switch was stored for the channel of `stream_id`: tell its engine, if it runs here."""
     for supervisor in list(_ACTIVE):
-        if supervisor.stream.pk == stream_id and supervisor.ffmpeg and supervisor.ffmpeg.feeder:
-            supervisor.ffmpeg.feeder.switch_asked()
-            return True
+        if supervisor.stream.pk == stream_id:
+            return supervisor.switch_asked()
     return False
 
 
@@ -255,6 +254,7 @@ class Supervisor:
         why = f"lease lapsed for {lapsed_for:.1f}s (host frozen or stalled)"
         renewed = self.renew()
         if renewed is not False:
+            self.ffmpeg.held()
             log.warning("%s: %s; %s", self.channel, why, "renewed, the output goes on" if renewed
                         else "the output is held until the database answers")
             return None
@@ -304,18 +304,20 @@ class Supervisor:
         return None
 
     # --- database -------------------------------------------------------------------------------
-    def cas_stream(self, **changes):
-        """Update our stream row only while it is still ours and active; True if it was."""
+    def cas_stream(self, only_if=None, **changes):
+        """Update our stream row only while it is still ours and active (and matches `only_if`);
+        True if it was."""
         guard = {k: changes.pop(k) for k in list(changes) if k.startswith("status__")}
         guard.setdefault("status__in", Stream.ACTIVE)
-        return bool(Stream.objects.filter(pk=self.stream.pk, generation=self.generation, **guard)
+        return bool(Stream.objects.filter(pk=self.stream.pk, generation=self.generation, **guard, **(only_if or {}))
                     .update(**changes))
 
-    def renew(self, attempted_at=None, **changes):
-        """Renew the lease (writing `changes` with it) from an attempt begun at `attempted_at`;
-        True, False (the run is no longer ours) or None (the database is away)."""
-        attempted_at = self.clock() if attempted_at is None else attempted_at
-        renewed = self.db_write(self.cas_stream, heartbeat_at=timezone.now(), **changes)
+    def renew(self, only_if=None, **changes):
+        """Renew the lease (writing `changes` with it), counted from just before the write;
+        True, False (the run is no longer ours, or `only_if` did not hold) or None (the database
+        is away)."""
+        attempted_at = self.clock()
+        renewed = self.db_write(self.cas_stream, only_if, heartbeat_at=timezone.now(), **changes)
         if renewed:
             self.lease.renewed(attempted_at)
         elif renewed is None:
@@ -373,37 +375,62 @@ class Supervisor:
                 self.samples.popleft()
 
     def heartbeat(self):
-        """Renew the lease and read the desired state; stop if the channel is no longer ours."""
-        attempted_at = self.clock()
-        self.next_heartbeat = attempted_at + settings.RETROVUE_HEARTBEAT_SECONDS
+        """Renew the lease, writing the health, in one conditional update that holds while
+        nothing changed (the channel still ours and meant to run, no restart asked); only when
+        it does not hold is the row read to learn why. The renewal counts from just before its
+        write (the row's heartbeat_at is taken after): reading the health is not held against it."""
+        self.next_heartbeat = self.clock() + settings.RETROVUE_HEARTBEAT_SECONDS
         health = self.ffmpeg.health() if self.restart_at is None else {}
-        if health and health.get("bitrate_kbps") is None:
-            health["bitrate_kbps"] = output_bitrate_kbps(self.plan.hls_dir)
         if health:
-            self.check_output(health)
-            health["hls_next"] = self.hls_reached = max(self.hls_reached, next_sequence(self.plan.hls_dir))
+            self.read_output(health)
         self.sample(health)
         close_old_connections()
-        row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
-            "restart_requested", "channel__desired_state", "channel__generation").first())
-        if row is None and self.db_down_since is not None:
-            self.lease.kept(attempted_at)  # database away: keep streaming, try again next beat
-            return None
-        if row is None or row["channel__generation"] != self.generation:
-            return self.FENCED
-        if row["channel__desired_state"] != Channel.Desired.RUNNING:
-            return self.STOPPED
-        if self.renew(attempted_at, health_metrics=health, error_log=list(self.errors)) is False:
-            return self.FENCED
+        written = {"health_metrics": health, "error_log": list(self.errors)}
+        steady = {"channel__generation": self.generation, "channel__desired_state": Channel.Desired.RUNNING,
+                  "channel__switch_requested_at": None, "restart_requested": False}
+        renewed = self.renew(only_if=steady, **written)
+        if renewed is None:
+            return None  # database away: keep streaming, try again next beat
+        if not renewed:
+            row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
+                "restart_requested", "channel__desired_state", "channel__generation",
+                "channel__switch_requested_at").first())
+            if row is None and self.db_down_since is not None:
+                return None
+            if row is None or row["channel__generation"] != self.generation:
+                return self.FENCED
+            if row["channel__desired_state"] != Channel.Desired.RUNNING:
+                return self.STOPPED
+            if self.renew(**written) is False:
+                return self.FENCED
+            if row["channel__switch_requested_at"]:  # its wake-up was lost (or is on its way)
+                self.switch_asked()
+            if row["restart_requested"] and self.restart_at is None:
+                self.flush_samples()
+                return self.restart_now()
         self.flush_samples()
-        if row["restart_requested"] and self.restart_at is None:
-            return self.restart_now()
         return None
 
-    def check_output(self, health):
+    def switch_asked(self):
+        """Tell the engine a switch is stored for its channel; False if no engine runs."""
+        feeder = self.ffmpeg and self.ffmpeg.feeder
+        if feeder:
+            feeder.switch_asked()
+        return bool(feeder)
+
+    def read_output(self, health):
+        """What the HLS leg wrote, read once a beat: bitrate (where FFmpeg reports none), how far
+        its numbering got, and whether it is failing."""
+        found = window(self.plan.hls_dir)
+        if health.get("bitrate_kbps") is None:
+            health["bitrate_kbps"] = output_bitrate_kbps(found)
+        health["hls_next"] = self.hls_reached = max(self.hls_reached, next_sequence(found))
+        self.check_output(health, found)
+
+    def check_output(self, health, found):
         """The HLS leg, read from what it wrote (FFmpeg is silent when those writes fail): an
         OUTPUT_FAILED alert while it fails, noted in the health (the verdict degrades)."""
-        problem = leg_problem(self.plan.hls_dir, self.clock() - self.ffmpeg.started_at, time.time())
+        problem = leg_problem(found, self.plan.hls_dir, self.clock() - self.ffmpeg.started_at, time.time())
         if problem:
             health["output_problem"] = problem
             self.db_write(raise_alert, Alert.Kind.OUTPUT_FAILED, f"{self.channel}: HLS output failing: {problem}",

@@ -119,13 +119,21 @@ def item(title, seconds):
     return timeline.Item(start=None, duration_s=seconds, source=f"/media/{title}.mp4", title=title)
 
 
-def run_engine(feed, frames, short=(), switch_poll_seconds=0.2, missing=()):
+def run_engine(feed, frames, short=(), missing=(), switch_asked_at=None):
+    """The engine over `frames` frames; `switch_asked_at`: while that frame airs, a switch's
+    wake-up arrives."""
     clock = FakeClock()
     mode = FakeMode(clock, stop_after=frames, short=short, missing=missing)
     feed.written = lambda: len(mode.written)
-    pacer = Pacer(mode, feed, origin=ORIGIN, clock=clock, wait=clock.wait, executor=InlineExecutor,
-                  switch_poll_seconds=switch_poll_seconds)
+    pacer = Pacer(mode, feed, origin=ORIGIN, clock=clock, wait=clock.wait, executor=InlineExecutor)
     mode.pacer = pacer
+    original_write = mode.write
+
+    def write(payload):
+        original_write(payload)
+        if payload[1] == switch_asked_at:
+            pacer.switch_asked()
+    mode.write = write
     clock.stopped = pacer.stopped.is_set
     pacer.run()  # on this thread: returns once the mode has stopped it
     return pacer, mode
@@ -177,38 +185,23 @@ def test_a_schedule_change_airs_from_the_next_segment_not_before():
     assert titles[:30] == ["old"] * 30 and set(titles[30:]) == {"new"}
 
 
-def test_a_switch_cuts_in_at_once_then_the_timeline_resumes_where_the_clock_is():
+def test_a_switch_cuts_in_at_the_next_frame_then_the_timeline_resumes_where_the_clock_is():
     blue = timeline.Segment(ORIGIN, ORIGIN + timedelta(seconds=1), "program", "/media/blue.mp4", 0.0, title="blue")
     feed = playlist(item("a", 10.0))
-    feed.switches = [None, blue]  # nothing at the first poll, the switch at the second
-    pacer, mode = run_engine(feed, frames=40)
+    feed.switches = [blue]
+    pacer, mode = run_engine(feed, frames=40, switch_asked_at=4)
     titles = [title for _, (title, _) in mode.written]
-    cut = titles.index("blue")
-    assert cut == 2  # polled every 2 frames (0.2 s at 10 fps): taken at the next poll
-    assert titles[cut:cut + 10] == ["blue"] * 10 and titles[cut + 10:] == ["a"] * (40 - cut - 10)
+    assert titles.index("blue") == 5 and titles[5:15] == ["blue"] * 10 and titles[15:] == ["a"] * 25
     # "a" resumes at its place on the clock, not where it was cut
-    assert mode.written[cut + 10][1][1] == cut + 10
+    assert mode.written[15][1][1] == 15
 
 
-def test_a_switch_asked_for_is_taken_at_the_next_frame_without_waiting_for_the_slow_poll():
+def test_the_timeline_is_never_polled_for_a_switch_nobody_asked_for():
     blue = timeline.Segment(ORIGIN, ORIGIN + timedelta(seconds=1), "program", "/media/blue.mp4", 0.0, title="blue")
     feed = playlist(item("a", 10.0))
-    feed.switches = [None, blue]  # the poll at the first frame finds nothing
-    clock = FakeClock()
-    mode = FakeMode(clock, stop_after=30)
-    pacer = Pacer(mode, feed, origin=ORIGIN, clock=clock, wait=clock.wait, executor=InlineExecutor,
-                  switch_poll_seconds=100)
-    mode.pacer, clock.stopped = pacer, pacer.stopped.is_set
-    original_write = mode.write
-
-    def write(payload):
-        original_write(payload)
-        if payload[1] == 4:  # the request is stored and its wake-up arrives while frame 4 airs
-            pacer.switch_asked()
-    mode.write = write
-    pacer.play()
-    titles = [title for _, (title, _) in mode.written]
-    assert titles.index("blue") == 5 and titles[5:15] == ["blue"] * 10
+    feed.switches = [blue]
+    pacer, mode = run_engine(feed, frames=40)
+    assert {title for _, (title, _) in mode.written} == {"a"} and feed.switches == [blue]
 
 
 def test_a_segment_that_runs_short_is_filled_by_the_slate_and_the_next_airs_on_time():

@@ -157,7 +157,7 @@ def test_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_host,
     assert Stream.objects.get(channel_id=channel.pk).restart_count == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the feed closes its connection after each call, as on its own thread
 def test_a_switch_asked_while_stopped_is_dropped_not_aired():
     from streams_app.playout.feed import ChannelFeed
 

@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels_app.models import Channel
@@ -25,6 +27,14 @@ class FakeClock:
         return False
 
 
+class FakeEngine:
+    def __init__(self):
+        self.switches_asked = 0
+
+    def switch_asked(self):
+        self.switches_asked += 1
+
+
 class FakeRun:
     """What the supervisor sees of a run of the engine: progress, an exit, a stall."""
 
@@ -44,6 +54,9 @@ class FakeRun:
 
     def exit_code(self):
         return self.code
+
+    def held(self):
+        self.last_advance_at = self.clock()
 
     def stalled_for(self):
         return self.clock() - self.last_advance_at if self.producing else 0.0
@@ -70,7 +83,7 @@ def supervised(transactional_db):
 
     def start_run(plan, channel_id, spawn, lease):
         runs.append(FakeRun(clock))
-        return runs[-1], None
+        return runs[-1], FakeEngine()
 
     supervisor = Supervisor(stream.pk, clock=clock, wait=clock.wait, start_run=start_run)
     assert supervisor.launch() is None
@@ -137,6 +150,54 @@ def test_a_stopped_channel_ends_the_run_at_its_next_heartbeat(supervised):
     assert outcome == Supervisor.STOPPED
 
 
+def beat(supervisor, runs):
+    """Steps up to and including the next heartbeat; its outcome."""
+    due = supervisor.next_heartbeat
+    outcome = None
+    while outcome is None and supervisor.next_heartbeat == due:
+        runs[-1].advance()
+        outcome = supervisor.step()
+    return outcome
+
+
+def test_a_steady_heartbeat_is_one_conditional_update(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()  # marked running
+    with CaptureQueriesContext(connection) as queries:
+        assert beat(supervisor, runs) is None
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    assert Stream.objects.get(pk=stream.pk).health_metrics["speed"] == 1.0
+
+
+def test_a_restart_asked_for_is_taken_at_the_next_heartbeat(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    Stream.objects.filter(pk=stream.pk).update(restart_requested=True)
+    assert beat(supervisor, runs) is None
+    assert len(runs) == 2 and runs[0].stops == 1
+    row = Stream.objects.get(pk=stream.pk)
+    assert row.restart_count == 1 and not row.restart_requested and row.status in ("STARTING", "RUNNING")
+
+
+def test_a_switch_whose_wake_up_was_lost_is_found_at_the_next_heartbeat(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    Channel.objects.filter(pk=stream.channel_id).update(switch_requested_at=timezone.now())
+    assert beat(supervisor, runs) is None
+    assert runs[0].feeder.switches_asked == 1 and supervisor.lease.admits(clock())
+
+
+def test_a_channel_moved_while_the_lease_holds_is_fenced_at_the_next_heartbeat(supervised):
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    Channel.objects.filter(pk=stream.channel_id).update(generation=2)
+    assert beat(supervisor, runs) == Supervisor.FENCED
+
+
 def frozen(supervisor, clock, runs, seconds):
     """The run airs a frame, then the whole worker is frozen for `seconds` (no step runs)."""
     runs[0].advance()
@@ -173,6 +234,7 @@ def test_a_host_frozen_past_its_lease_but_still_owner_renews_and_goes_on_without
     assert supervisor.step() is None
     assert runs[0].stops == 0 and len(runs) == 1  # nobody took the channel: a pause, not a restart
     assert supervisor.lease.admits(clock())  # renewed: the pacer writes again
+    assert supervisor.step() is None and runs[0].stops == 0  # the pause is not taken for a stall
 
 
 def test_a_database_outage_does_not_lapse_a_lease_that_keeps_being_attempted(supervised, monkeypatch):

@@ -27,10 +27,6 @@ from .lease import Lease
 log = logging.getLogger("retrovue.playout")
 
 PREROLL_SECONDS = 2.0
-# A switch request wakes the engine at once (`switch_asked`); this slow poll only finds one whose
-# wake-up was lost (the broker away): every poll is a query, at every frame it would cost more
-# than the rest of a copy channel's pacing.
-SWITCH_POLL_SECONDS = 5
 RECENT = 256
 
 
@@ -41,8 +37,7 @@ Entry = collections.namedtuple("Entry", "segment start end reader")
 class Pacer(threading.Thread):
     """Feeds the output stage segment after segment, each unit when its time comes."""
 
-    def __init__(self, mode, feed, origin=None, switch_poll_seconds=SWITCH_POLL_SECONDS, clock=time.monotonic, wait=None,
-                 executor=None, lease=None):
+    def __init__(self, mode, feed, origin=None, clock=time.monotonic, wait=None, executor=None, lease=None):
         super().__init__(name="pacer", daemon=True)
         self.mode, self.feed = mode, feed
         self.fmt = mode.fmt
@@ -53,7 +48,6 @@ class Pacer(threading.Thread):
         self.wait = wait or self.nap
         self.executor = executor or (lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="playout-prepare"))
         self.preroll = int(PREROLL_SECONDS * self.fmt.fps)
-        self.switch_every = max(1, int(switch_poll_seconds * self.fmt.fps))
         self.current = self.following = self.switching = None  # an Entry, then two futures
         self.switch_hint = threading.Event()
         # The recent cuts (frame, segment) and segments that ran short (segment, aired, scheduled):
@@ -78,7 +72,9 @@ class Pacer(threading.Thread):
         return False
 
     def switch_asked(self):
-        """A switch was stored for this channel: look for it at the next frame."""
+        """A switch was stored for this channel: look for it at the next frame. Told by the
+        switch's wake-up task, or by the supervisor's heartbeat that finds one pending (its
+        wake-up was lost): the timeline is never polled for one."""
         self.switch_hint.set()
 
     def close(self):
@@ -240,11 +236,11 @@ class Pacer(threading.Thread):
                 "program_id": segment.program_id, "since": self.time_at(entry.start).isoformat()}
 
     def at_frame(self, k):
-        """At the start of frame k: pre-roll the next segment, poll for a switch, and cut to a
-        switch whose reader has output. True if the cut was made."""
+        """At the start of frame k: pre-roll the next segment, take a switch asked for, and cut
+        to a switch whose reader has output. True if the cut was made."""
         if self.following is None and self.current.end - k <= self.preroll:
             self.following = self.prepare.submit(self.prepared_entry, self.current.end)
-        if self.switching is None and (self.switch_hint.is_set() or k % self.switch_every == 0):
+        if self.switching is None and self.switch_hint.is_set():
             self.switch_hint.clear()
             self.switching = self.prepare.submit(self.prepare_switch)
         if self.switching is None or not self.switching.done():

@@ -1,13 +1,14 @@
 """The engine's timeline from the database: what airs from a moment on, and switch requests.
 
-Runs on the pacer's helper thread, at segment boundaries and every few frames for a switch, so
+Runs on the pacer's helper thread, at segment boundaries and when a switch is asked for, so
 a change of schedule or playlist airs from the next segment and a switch at once. If the
 database is away the channel airs the slate rather than going silent.
 """
+import functools
 import logging
 from datetime import timedelta
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from channels_app import programming, timeline
@@ -20,21 +21,35 @@ log = logging.getLogger("retrovue.playout")
 SLATE_WHILE_AWAY = timedelta(seconds=5)
 
 
+def own_connection(method):
+    """A call that opens its connection and closes it after: the engine's threads ask seldom (at
+    boundaries), and a connection kept by each would put two per channel on the database server
+    (PostgreSQL's default of 100 is reached near 50 channels a host)."""
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        finally:
+            connection.close()
+    return call
+
+
 class ChannelFeed:
     def __init__(self, channel_id):
         self.channel_id = channel_id
         self.audio = {}
         self.since = timezone.now()  # switch requests from before this run began are stale
 
+    @own_connection
     def upcoming(self, at):
         try:
-            close_old_connections()
             channel = Channel.objects.select_related("current_schedule").get(pk=self.channel_id)
             return programming.upcoming(channel, at)
         except DatabaseError as exc:
             log.warning("channel %s: timeline unavailable (%s); airing the slate", self.channel_id, exc)
             return [timeline.Segment(at, at + SLATE_WHILE_AWAY, "slate", None, 0.0)]
 
+    @own_connection
     def unreadable(self, segment, reason):
         """An alert that names the source the slate stands in for, and why."""
         try:
@@ -43,6 +58,7 @@ class ChannelFeed:
         except DatabaseError as exc:
             log.warning("channel %s: alert not recorded: %s", self.channel_id, exc)
 
+    @own_connection
     def has_audio(self, segment):
         if segment.asset_id is None:
             return True
@@ -51,6 +67,7 @@ class ChannelFeed:
             self.audio[segment.asset_id] = bool(codec)
         return self.audio[segment.asset_id]
 
+    @own_connection
     def poll_switch(self):
         """Take a pending switch request (compare-and-swap, so it is taken once); one asked
         before this run began (the channel was stopped) is cleared, not aired."""
