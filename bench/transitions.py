@@ -2,7 +2,7 @@
 """Program transitions: what a receiver sees at a program boundary and at a switch, for the
 scheduled playout engine and for a naive restart-per-program baseline measured in the same run.
 
-    python bench/transitions.py [--runs 3]
+    python bench/transitions.py [--runs 3] [--load 2]
 
 Everything is real: one encode worker subprocess (host bench-t), Redis (DB 11,
 RETROVUE_TRANSITIONS_BENCH_REDIS_URL), the database, FFmpeg. The bench's own database and data
@@ -77,10 +77,23 @@ _configured = False
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each mode (default 3)")
+    parser.add_argument("--load", type=int, default=0,
+                        help="extra transcodes loading the host meanwhile (default 0; e.g. 2)")
     args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.load < 0:
+        parser.error("--runs must be at least 1 and --load at least 0")
     return args
+
+
+def start_load(count):
+    """`count` bare FFmpeg transcodes at real time (640x360, veryfast) that load the host as other
+    channels would; they write nowhere (-f null). Stopped in clean_up()."""
+    for _ in range(count):
+        naive_procs.append(subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+             "testsrc2=size=640x360:rate=30",
+             "-c:v", "libx264", "-preset", "veryfast", "-f", "null", "-"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
 
 
 def on_sigterm(signum, _frame):
@@ -204,8 +217,11 @@ def judge(recorder, capture, sched_a, sched_b, asked):
     colours = frame_colours(capture)
     arrivals = frame_arrivals(recorder.datagrams, recorder.arrivals)
     sequence = runs_of(colours)
+    margins = report.delivery_margins()
     result = {"cc": report.cc_errors, "pcr": report.pcr_backwards + report.pcr_jumps,
               "pcr_backwards": report.pcr_backwards, "frames_decoded": len(colours),
+              "pcr_interval_ms": report.longest_pcr_interval() * 1000,
+              "margin_ms": min(margins.values()) * 1000 if margins else None,
               "frames_sent": len(arrivals), "sequence": sequence,
               "datagrams": len(recorder.datagrams)}
 
@@ -388,7 +404,8 @@ def describe(label, n, runs, r):
           f"(steady {f('steady_gap_ms')} ms), CC errors {r['cc']}, PCR jumps {r['pcr']} "
           f"({r['pcr_backwards']} backwards), A frames {f('frames_a')}/{EXPECTED_A}, "
           f"A start {f('a_start_ms', '{:+.0f}')} ms, B boundary {f('boundary_ms', '{:+.0f}')} ms, "
-          f"switch {f('switch_ms')} ms (gap {f('switch_gap_ms')} ms); sequence "
+          f"switch {f('switch_ms')} ms (gap {f('switch_gap_ms')} ms), longest PCR interval "
+          f"{f('pcr_interval_ms', '{:.1f}')} ms, least DTS-PCR {f('margin_ms', '{:.0f}')} ms; sequence "
           + " ".join(f"{c}x{k}" for c, k, _ in r["sequence"]) + warn, flush=True)
 
 
@@ -407,7 +424,8 @@ def cell(results, key, fmt="{:.0f}"):
 COLUMNS = (("max gap ms", "gap_ms", "{:.0f}"), ("steady gap ms", "steady_gap_ms", "{:.0f}"), ("CC errors", "cc", "{:g}"), ("PCR jumps", "pcr", "{:g}"),
            (f"A frames (exp {EXPECTED_A})", "frames_a", "{:g}"),
            ("B boundary ms", "boundary_ms", "{:+.0f}"), ("switch ms", "switch_ms", "{:.0f}"),
-           ("switch gap ms", "switch_gap_ms", "{:.0f}"))
+           ("switch gap ms", "switch_gap_ms", "{:.0f}"), ("PCR int ms", "pcr_interval_ms", "{:.1f}"),
+           ("DTS-PCR min ms", "margin_ms", "{:.0f}"))
 
 # (title, figure, format, how far a value is from ideal, the most that meets the target)
 TARGETS = (
@@ -419,6 +437,8 @@ TARGETS = (
     (f"B within {TARGET_BOUNDARY_MS} ms of its scheduled time", "boundary_ms", "{:+.0f} ms", abs,
      TARGET_BOUNDARY_MS),
     (f"switch within {TARGET_SWITCH_MS} ms", "switch_ms", "{:.0f} ms", abs, TARGET_SWITCH_MS),
+    ("PCR at most every 40 ms (TR 101 290 1.3a)", "pcr_interval_ms", "{:.1f} ms", abs, 40.5),
+    ("every PES before its decode time (DTS - PCR >= 0)", "margin_ms", "{:.0f} ms", lambda v: max(0, -v), 0),
 )
 
 
@@ -458,6 +478,7 @@ def measure(args):
     channel, copy_channel = create_channel(ENGINE_PORT), create_channel(COPY_PORT)
     worker = common.Worker(HOST, capacity=2, log_path=DATA_DIR / "worker.log")
     worker.wait_live()
+    start_load(args.load)
     engine, copy, naive = [], [], []
     # Interleaved, so that load which comes and goes during the run touches every mode alike.
     for n in range(1, args.runs + 1):
@@ -504,7 +525,8 @@ def main():
         common.configure_isolated(DATA_DIR, REDIS_URL)
         _configured = True
         print(f"transitions, {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}: {machine()}")
-        print(f"runs: {args.runs} per mode; data in {DATA_DIR}, broker {REDIS_URL}", flush=True)
+        print(f"runs: {args.runs} per mode; {args.load} extra transcodes loading the host; data in {DATA_DIR}, "
+              f"broker {REDIS_URL}", flush=True)
         report(measure(args))
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up

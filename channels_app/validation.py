@@ -41,11 +41,11 @@ PRESETS = (
 )
 PROTOCOLS = ("udp",)
 
-STREAM_KEYS = {"video_codec", "audio_codec", "bitrate", "resolution", "frame_rate"}
-QUALITY_KEYS = {"preset", "crf", "max_bitrate", "buffer_size"}
-NETWORK_KEYS = {"protocol", "multicast_address", "port", "ttl"}
-LIMIT_KEYS = {"max_cpu_percent", "max_memory_mb", "max_bandwidth_mbps"}
-FAILOVER_KEYS = {"auto_restart", "max_restart_attempts", "restart_delay_seconds"}
+MUX_MODES = ("vbr", "cbr")
+# Audio is encoded at this rate (argv.audio_args); TS and PES headers, PSI/SI and PCR take about
+# 4 %, and the encoder's rate control needs room: a constant mux rate below this drops packets.
+AUDIO_BPS = 128_000
+CBR_HEADROOM = 1.15
 
 _BITRATE = re.compile(r"^(\d{1,6})(?:\.(\d{1,3}))?([kKmM]?)$")
 _RESOLUTION = re.compile(r"^(\d{2,4})x(\d{2,4})$")
@@ -157,6 +157,14 @@ FIELD_RULES = {
         "multicast_address": _address,
         "port": lambda v: _number(v, 1, 65535, "port", integer=True),
         "ttl": lambda v: _number(v, 1, settings.RETROVUE_MAX_UDP_TTL, "ttl", integer=True),
+        # Constant bitrate (null-packet stuffing to `muxrate`) for managed networks, and the
+        # service information set-top boxes and middleware read (SDT, NIT, PAT/PMT).
+        "mode": lambda v: _choice(v, MUX_MODES, "mux mode"),
+        "muxrate": _bitrate,
+        "service_id": lambda v: _number(v, 1, 65535, "service id", integer=True),
+        "transport_stream_id": lambda v: _number(v, 1, 65535, "transport stream id", integer=True),
+        "original_network_id": lambda v: _number(v, 1, 65535, "original network id", integer=True),
+        "provider_name": lambda v: _text(v, 64),
     },
     "resource_limits": {
         "max_cpu_percent": lambda v: _number(v, 1, 6400, "CPU percent"),
@@ -206,9 +214,37 @@ def validate_config(sections):
     for key in ("multicast_address", "port"):
         if key not in clean["network_settings"] and f"network_settings.{key}" not in errors:
             errors[f"network_settings.{key}"] = ["required"]
+    errors.update(cbr_problems(clean))
     if errors:
         raise ConfigError(errors)
     return clean
+
+
+def cbr_problems(clean):
+    """A constant mux rate must be asked for with its rate and hold what is encoded into it: the
+    video (encoded at constant `bitrate` in this mode, crf aside) and the audio, with
+    CBR_HEADROOM. (A copy channel's sources are not known here: they must fit the rate given.)"""
+    network, stream = clean["network_settings"], clean["stream_settings"]
+    if network.get("mode") != "cbr":
+        return {"network_settings.muxrate": ["only with mode cbr"]} if "muxrate" in network else {}
+    if "muxrate" not in network:
+        return {"network_settings.muxrate": ["required with mode cbr"]}
+    if stream.get("video_codec") == "copy":
+        return {}
+    video = bitrate_bps(stream.get("bitrate", "3000k"))
+    audio = AUDIO_BPS if stream.get("audio_codec") != "copy" else 0
+    need = math.ceil((video + audio) * CBR_HEADROOM / 1000)
+    if bitrate_bps(network["muxrate"]) < need * 1000:
+        return {"network_settings.muxrate": [f"too low: at least {need}k for {video // 1000}k video and "
+                                             f"{audio // 1000}k audio (+{round((CBR_HEADROOM - 1) * 100)}% for TS overhead)"]}
+    return {}
+
+
+def _text(value, limit):
+    problem = text_problem(value, limit)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def text_problem(value, limit):

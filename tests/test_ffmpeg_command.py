@@ -21,12 +21,26 @@ def test_transcode_output_stage_encodes_raw_input_and_tees_udp_and_hls():
     assert isinstance(command, list) and all(isinstance(a, str) for a in command)
     tee = command[-1]
     assert tee.startswith("[f=mpegts:onfail=ignore:pcr_period=20:max_delay=100000:pes_payload_size=0"
-                          ":mpegts_flags=+initial_discontinuity]udp://127.0.0.1:5004?pkt_size=1316&ttl=16|")
+                          ":mpegts_service_id=4:mpegts_transport_stream_id=1:mpegts_original_network_id=1"
+                          ":mpegts_flags=+initial_discontinuity+nit]udp://127.0.0.1:5004?pkt_size=1316&ttl=16|")
     assert "hls_time=2" in tee and tee.endswith("/data/channels/4/hls/index.m3u8")
     assert command[command.index("-c:v") + 1] == "libx264"
     assert command[command.index("-g") + 1] == "60"  # a keyframe every 2 s segment
     assert "pipe:7" in command and command[command.index("-f") + 1] == "rawvideo"
     assert "service_name=News; rm -rf /" in command  # one argv element, never interpreted
+    assert "service_provider=RetroVue" in command and "-crf" in command and "muxrate" not in tee
+
+
+def test_cbr_encodes_at_a_constant_rate_into_a_constant_mux_rate():
+    network = {"multicast_address": "127.0.0.1", "port": 5004, "mode": "cbr", "muxrate": "4000k",
+               "service_id": 9, "provider_name": "A:B|C"}
+    command = argv.encoder_argv(plan(**network), audio_fd=7)
+    tee = command[-1]
+    assert ":mpegts_service_id=9:" in tee and ":muxrate=4000000]udp://" in tee
+    assert "service_provider=A:B|C" in command  # the name is an argv element, never a tee option
+    assert "-crf" not in command
+    assert [command[command.index(flag) + 1] for flag in ("-b:v", "-maxrate", "-bufsize")] == ["3000k"] * 3
+    assert command[command.index("-x264-params") + 1] == "nal-hrd=cbr"
 
 
 def test_copy_output_stage_passes_its_input_through():

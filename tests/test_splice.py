@@ -80,12 +80,29 @@ def test_two_segments_are_spliced_onto_one_timeline(source_ts, tmp_path):
     assert passed.returncode == 0 and "corrupt" not in passed.stderr, passed.stderr
 
 
-def test_audio_never_steps_back_across_a_splice(source_ts):
+def audio_pts(packets):
+    found = []
+    for offset in range(0, len(packets), PACKET):
+        b = packets[offset:offset + PACKET]
+        o = payload_offset(b)
+        if b[1] & 0x40 and b[o:o + 3] == b"\x00\x00\x01" and 0xC0 <= b[o + 3] <= 0xDF:
+            found.append(read_ts(b, o + 9))
+    return found
+
+
+@pytest.mark.parametrize("slots", [[(0, 30), (30, 55)], [(0, 50), (50, 100), (100, 150)]])
+def test_audio_runs_on_across_splices_without_a_frame_lost_or_overlapping(source_ts, slots):
+    """A loop point (or any boundary): each segment's audio follows the last frame aired,
+    so the channel's audio timeline has no hole and no overlap, and it stays within a frame
+    of the pictures."""
     mode, stopped = copy_mode(), threading.Event()
-    list(mode.units(FakeReader(source_ts), 0, 30, stopped))
-    after_first = mode.carried[0]
-    list(mode.units(FakeReader(source_ts), 30, 55, stopped))
-    assert after_first is not None and mode.carried[0] > after_first
+    stream = b"".join(bytes(u[2]) for start, end in slots
+                      for u in mode.units(FakeReader(source_ts), start, end, stopped) if u)
+    pts = audio_pts(stream)
+    frame = 1024 * CLOCK // 48000
+    assert pts[0] == BASE and [b - a for a, b in zip(pts, pts[1:])] == [frame] * (len(pts) - 1)
+    last_slot_end = BASE + slots[-1][1] * CLOCK // FPS
+    assert pts[-1] < last_slot_end <= pts[-1] + frame  # the last frame aired is the one playing at the slot's end
 
 
 def reader_ts(tmp_path, name, x264, seek=0.0):

@@ -91,3 +91,31 @@ def test_playlist_must_stay_under_media_roots(tmp_path):
                 [str(root / "missing.mp4")], [str(root)], "a.mp4", [str(root / "a\n.mp4")]):
         with pytest.raises(ConfigError):
             validation.validate_playlist(bad, [root])
+
+
+def with_network(**network):
+    sections = {**TEMPLATE_SECTIONS, "network_settings": {**TEMPLATE_SECTIONS["network_settings"], **network}}
+    return validate_config(sections)
+
+
+def test_cbr_with_a_rate_that_holds_the_stream_and_service_information_validate():
+    clean = with_network(mode="cbr", muxrate="6500k", service_id=301, transport_stream_id=77,
+                         original_network_id=8472, provider_name="Kanal Süd")
+    assert clean["network_settings"]["muxrate"] == "6500k" and clean["network_settings"]["service_id"] == 301
+
+
+@pytest.mark.parametrize("network,field,says", [
+    ({"mode": "cbr", "muxrate": "5000k"}, "network_settings.muxrate", "at least 5898k"),  # 5000k + 128k, +15 %
+    ({"mode": "cbr"}, "network_settings.muxrate", "required with mode cbr"),
+    ({"muxrate": "8000k"}, "network_settings.muxrate", "only with mode cbr"),
+    ({"mode": "abr"}, "network_settings.mode", "not an allowed mux mode"),
+    ({"service_id": 0}, "network_settings.service_id", "outside 1..65535"),
+    ({"transport_stream_id": 65536}, "network_settings.transport_stream_id", "outside 1..65535"),
+    ({"original_network_id": "x"}, "network_settings.original_network_id", "not a original network id"),
+    ({"provider_name": "a\x07b"}, "network_settings.provider_name", "XML cannot carry"),
+    ({"provider_name": "p" * 65}, "network_settings.provider_name", "at most 64"),
+])
+def test_cbr_and_service_information_refusals_name_the_field(network, field, says):
+    with pytest.raises(ConfigError) as refused:
+        with_network(**network)
+    assert says in refused.value.errors[field][0], refused.value.errors

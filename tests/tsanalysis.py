@@ -40,6 +40,76 @@ class Report:
             margins[pid] = min(margins.get(pid, dts - pcr), dts - pcr)
         return margins
     pcr_values: list = field(default_factory=list)
+    tables: dict = field(default_factory=dict)  # (PID, table id) -> its last section that fits a packet, CRC checked
+    crc_errors: int = 0
+
+    def bitrates(self, window=1.0):
+        """The transport rate (bit/s, every packet counted, null ones too) over successive
+        windows of at least `window` seconds of PCR time: what an analyser calls the TS rate."""
+        rates, (i0, p0) = [], self.pcr_positions[0]
+        for i1, p1 in self.pcr_positions[1:]:
+            if not 0 <= p1 - p0 < 1 + window:
+                i0, p0 = i1, p1  # a time-base change: start again
+            elif p1 - p0 >= window:
+                rates.append((i1 - i0) * PACKET * 8 / (p1 - p0))
+                i0, p0 = i1, p1
+        return rates
+
+    def service_information(self):
+        """What a receiver learns of the service from PAT, SDT and NIT (ETSI EN 300 468)."""
+        found = {}
+        pat = self.tables.get((0x00, 0x00))
+        if pat:
+            found["transport_stream_id"] = pat[3] << 8 | pat[4]
+            body = pat[8:-4]
+            found["programs"] = [body[i] << 8 | body[i + 1] for i in range(0, len(body), 4)
+                                 if body[i] << 8 | body[i + 1]]
+        sdt = self.tables.get((0x11, 0x42))
+        if sdt:
+            found["sdt_transport_stream_id"] = sdt[3] << 8 | sdt[4]
+            found["original_network_id"] = sdt[8] << 8 | sdt[9]
+            found["services"], at = [], 11
+            while at < len(sdt) - 4:
+                service_id, length = sdt[at] << 8 | sdt[at + 1], (sdt[at + 3] & 0x0F) << 8 | sdt[at + 4]
+                for tag, data in _descriptors(sdt[at + 5:at + 5 + length]):
+                    if tag == 0x48:  # service descriptor: type, provider, name
+                        provider = data[2:2 + data[1]]
+                        name = data[3 + data[1]:3 + data[1] + data[2 + data[1]]]
+                        found["services"].append((service_id, _dvb_text(provider), _dvb_text(name)))
+                at += 5 + length
+        nit = self.tables.get((0x10, 0x40))
+        if nit:
+            found["network_id"] = nit[3] << 8 | nit[4]
+            length = (nit[8] & 0x0F) << 8 | nit[9]
+            loop, found["nit_streams"], at = nit[12 + length:-4], [], 0
+            while at + 6 <= len(loop):
+                found["nit_streams"].append((loop[at] << 8 | loop[at + 1], loop[at + 2] << 8 | loop[at + 3]))
+                at += 6 + ((loop[at + 4] & 0x0F) << 8 | loop[at + 5])
+        return found
+
+
+def _descriptors(data):
+    at = 0
+    while at + 2 <= len(data):
+        yield data[at], data[at + 2:at + 2 + data[at + 1]]
+        at += 2 + data[at + 1]
+
+
+def _dvb_text(raw):
+    """A DVB string (EN 300 468 annex A): a leading byte below 0x20 names the character table."""
+    if raw[:1] == b"\x15":
+        return raw[1:].decode("utf-8")
+    return (raw[1:] if raw[:1] and raw[0] < 0x20 else raw).decode("latin-1")
+
+
+def crc32_mpeg2(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = (crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1
+        crc &= 0xFFFFFFFF
+    return crc
 
 
 def _pcr(packet):
@@ -71,6 +141,8 @@ def analyze(data, max_pcr_step=0.2):
             report.cc_errors += 1
         if has_payload:
             last_cc[pid] = cc
+        if pid in (0x00, 0x10, 0x11) and packet[1] & 0x40 and has_payload:
+            _table(report, pid, packet)
         if discontinuity and pid == pcr_pid:
             announced = True  # the time base may jump at the next PCR (ISO 13818-1 2.4.3.5)
         payload = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
@@ -91,6 +163,21 @@ def analyze(data, max_pcr_step=0.2):
             report.pcr_values.append(pcr)
             report.pcr_positions.append((report.packets, pcr))
     return report
+
+
+def _table(report, pid, packet):
+    """Keep a PSI/SI section that starts and ends in this packet, if its CRC is right."""
+    at = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
+    at += 1 + packet[at]  # the pointer field
+    if at + 3 > PACKET or packet[at] == 0xFF:
+        return
+    section = bytes(packet[at:at + 3 + ((packet[at + 1] & 0x0F) << 8 | packet[at + 2])])
+    if at + len(section) > PACKET:
+        return  # spans packets: not needed for the tables checked here
+    if crc32_mpeg2(section) != 0:  # the CRC over a whole section, its own CRC included, is 0
+        report.crc_errors += 1
+        return
+    report.tables[(pid, section[0])] = section
 
 
 def _timestamp(packet, o):

@@ -6,7 +6,7 @@ packets a datagram) and a rolling HLS window. Segments are read by short-lived d
 or readers (copy); the slate of both modes is built here.
 """
 from channels_app.profiles import AUDIO_SAMPLE_RATE
-from channels_app.validation import AUDIO_CODECS, VIDEO_CODECS, udp_url
+from channels_app.validation import AUDIO_CODECS, VIDEO_CODECS, bitrate_bps, udp_url
 
 from .plan import safe_path
 
@@ -41,9 +41,24 @@ def output_args(plan):
     # asked (frames come every 33-40 ms: asking 40 gave 67 ms between some), running 0.1 s behind
     # the decode times, and one audio frame per PES: each PES arrives before it is due (T-STD).
     udp = (f"[f=mpegts:onfail=ignore:pcr_period=20:max_delay=100000:pes_payload_size=0"
-           f":mpegts_flags=+initial_discontinuity]{udp_url(network, plan.udp_ttl)}")
-    return ["-metadata", "service_provider=RetroVue", "-metadata", f"service_name={plan.name}",
-            "-f", "tee", f"{udp}|{hls}"]
+           f":{service_information(plan)}]{udp_url(network, plan.udp_ttl)}")
+    return ["-metadata", f"service_provider={network.get('provider_name', 'RetroVue')}",
+            "-metadata", f"service_name={plan.name}", "-f", "tee", f"{udp}|{hls}"]
+
+
+def service_information(plan):
+    """The UDP leg's SI and rate, as tee options (validated integers only): service id and
+    program number (the channel number unless set), transport stream and original network ids,
+    a NIT, and with mode cbr a constant mux rate (null packets fill what the stream leaves)."""
+    network = plan.sections["network_settings"]
+    service_id = network.get("service_id", plan.number if 1 <= plan.number <= 65535 else 1)
+    options = [f"mpegts_service_id={service_id}",
+               f"mpegts_transport_stream_id={network.get('transport_stream_id', 1)}",
+               f"mpegts_original_network_id={network.get('original_network_id', 1)}",
+               "mpegts_flags=+initial_discontinuity+nit"]
+    if network.get("mode") == "cbr":
+        options.append(f"muxrate={bitrate_bps(network['muxrate'])}")
+    return ":".join(options)
 
 
 def audio_args(codec):
@@ -61,13 +76,18 @@ def encode_args(plan):
     args = ["-vf", f"setsar=1,fps={plan.fmt.fps}", "-c:v", video, "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop]
     if video in X264_FAMILY:
         args += ["-preset", quality.get("preset", "veryfast"), "-sc_threshold", "0"]
-        args += ["-crf", str(quality["crf"])] if "crf" in quality else ["-b:v", stream.get("bitrate", "3000k")]
         if video == "libx264":
             args += ["-tune", "zerolatency"]  # no lookahead: a frame leaves when it is written
+    bitrate = stream.get("bitrate", "3000k")
+    if plan.sections["network_settings"].get("mode") == "cbr":
+        # Constant: the encoder's buffer is a second of the rate (validation sized the mux rate
+        # to hold it), and x264 pads with filler so the video itself is constant.
+        args += ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+        if video == "libx264":
+            args += ["-x264-params", "nal-hrd=cbr"]
     else:
-        args += ["-b:v", stream.get("bitrate", "3000k")]
-    args += ["-maxrate", quality.get("max_bitrate", stream.get("bitrate", "3000k")),
-             "-bufsize", quality.get("buffer_size", "6000k")]
+        args += ["-crf", str(quality["crf"])] if "crf" in quality and video in X264_FAMILY else ["-b:v", bitrate]
+        args += ["-maxrate", quality.get("max_bitrate", bitrate), "-bufsize", quality.get("buffer_size", "6000k")]
     return args + audio_args(AUDIO_CODECS[stream.get("audio_codec", "aac")] or "aac")
 
 
