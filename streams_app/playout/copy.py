@@ -98,14 +98,17 @@ class CopyMode(Mode):
         """The slot's packets, a unit from each PES that is due to the next: (its DTS in
         seconds, or None for what goes out at once; the frame index it begins, or None; the packets).
         Only a packet that starts a PES, carries an adaptation field or belongs to a PID not
-        passed now is looked at one by one; runs of the others pass whole, untouched."""
+        passed now is looked at one by one; runs of the others pass whole, untouched. What the
+        next segment's splice carries on from (`carried`) is taken once a unit has been taken:
+        a unit the pacer drops (a switch cuts in before it) is not counted as aired."""
         splice = Splice(self.fmt, start, end, *self.carried)
         unit, due, frame = bytearray(), None, None
         for chunk in reader.chunks(stopped):
             if chunk is None:
                 if unit:
-                    self.carried = splice.carried()
+                    state = splice.carried()
                     yield due, frame, unit
+                    self.carried = state
                     unit, due, frame = bytearray(), None, None
                 yield None
                 continue
@@ -120,13 +123,14 @@ class CopyMode(Mode):
                     continue
                 packet = view[at // 3 * PACKET:at // 3 * PACKET + PACKET]
                 at += 3
+                state = splice.carried()  # all the units before this packet's
                 verdict = splice.feed(packet)
                 if verdict is None:
                     continue
                 if verdict is not True:  # a PES due at its DTS: a new unit
                     if unit:
-                        self.carried = splice.carried()
                         yield due, frame, unit
+                        self.carried = state
                     unit, due, frame = bytearray(), (verdict - BASE) / CLOCK, splice.frame
                 pid = ((packet[1] & 0x1F) << 8) | packet[2]
                 if pid not in splice.marked:
@@ -135,9 +139,10 @@ class CopyMode(Mode):
                 unit += packet
             if splice.done:
                 break
-        self.carried = splice.carried()
         if unit:
+            state = splice.carried()
             yield due, frame, unit
+            self.carried = state
 
     def write(self, packets):
         self.buffer += packets
