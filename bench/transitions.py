@@ -77,6 +77,10 @@ _configured = False
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each mode (default 3)")
+    parser.add_argument("--size", default=SIZE, help=f"the clips' and channels' size (default {SIZE})")
+    parser.add_argument("--bitrate", default=None,
+                        help="the clips' video bitrate, e.g. 5M (default: what x264 spends on a solid colour, "
+                             "~30 kbit/s); with it the clips carry luma noise that costs that rate")
     parser.add_argument("--load", type=int, default=0,
                         help="extra transcodes loading the host meanwhile (default 0; e.g. 2)")
     args = parser.parse_args()
@@ -144,19 +148,23 @@ class Recorder:
 
 
 # --- media and analysis -------------------------------------------------------------------------
-def make_clips():
-    """Solid-colour H.264/AAC clips (a keyframe a second), imported as media assets."""
+def make_clips(size, bitrate):
+    """Solid-colour H.264/AAC clips (a keyframe a second), imported as media assets. With a
+    bitrate, noise on the luma makes them cost it (the chroma, which tells the programs apart,
+    stays the colour's)."""
     from channels_app import media
 
     assets = {}
     for name, (colour, seconds, tone) in CLIPS.items():
-        path = DATA_DIR / "media" / f"{name}-{colour}.mp4"
+        path = DATA_DIR / "media" / f"{name}-{colour}-{size}-{bitrate or 'crf'}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
+        video = f"color=c={colour}:size={size}:rate={FPS}" + (",noise=c0s=40:c0f=t+u" if bitrate else "")
+        rate = ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []
         if not path.exists():
             subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                            "-f", "lavfi", "-i", f"color=c={colour}:size={SIZE}:rate={FPS}",
+                            "-f", "lavfi", "-i", video,
                             "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
-                            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+                            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", *rate,
                             "-g", str(FPS), "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
                             str(path)], check=True)
         assets[name] = media.resolve_asset(str(path))
@@ -263,7 +271,7 @@ def _ms(t, reference):
 
 
 # --- the playout engine through the real worker ------------------------------------------------
-def create_channel(number=ENGINE_PORT):
+def create_channel(number, size):
     from channels_app import services
     from channels_app.models import Channel
 
@@ -274,7 +282,7 @@ def create_channel(number=ENGINE_PORT):
         services.delete_channel(old)
     return services.create_channel({
         "name": name, "number": number, "quality": quality,
-        "stream_settings": {"resolution": SIZE, "frame_rate": FPS},
+        "stream_settings": {"resolution": size, "frame_rate": FPS},
         "quality_settings": {"preset": "ultrafast"},
         "network_settings": {"multicast_address": "127.0.0.1", "port": number}})
 
@@ -474,8 +482,8 @@ def machine():
 # --- driving and clean-up -----------------------------------------------------------------------
 def measure(args):
     global worker
-    assets = make_clips()
-    channel, copy_channel = create_channel(ENGINE_PORT), create_channel(COPY_PORT)
+    assets = make_clips(args.size, args.bitrate)
+    channel, copy_channel = create_channel(ENGINE_PORT, args.size), create_channel(COPY_PORT, args.size)
     worker = common.Worker(HOST, capacity=2, log_path=DATA_DIR / "worker.log")
     worker.wait_live()
     start_load(args.load)

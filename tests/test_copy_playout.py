@@ -20,7 +20,7 @@ from retrovue.errors import ConfigError
 from streams_app.models import Stream
 
 from .conftest import wait_status
-from .factories import make_channel
+from .factories import channel_payload, make_channel
 from .helpers import UdpRecorder, ffmpeg_processes
 from .test_playout import (FPS, air_red_then_blue, colour_clip, frame_colours, runs, scheduled_channel,
                            switch_red_to_blue)
@@ -145,3 +145,29 @@ def test_a_copy_in_point_must_be_on_a_keyframe():
     # A transcode channel decodes, so it can start anywhere.
     other = make_channel(54)
     replace_schedule(other, {"programs": [{"asset": red.pk, "in_point": 2.5}]})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_channel_at_a_realistic_bitrate_keeps_its_frame_pace_through_keyframes(api, live_host, free_port):
+    """720p at 5 Mbit/s, a keyframe a second (over 64 KB: its PES carries no length, so the
+    output stage knows it whole only when the next frame starts). Each frame leaves when it is
+    due: no arrival gap of two frame periods at every keyframe, as there once was."""
+    clip = settings.RETROVUE_MEDIA_ROOTS[0] / "playout" / "noisy-720p-5M.mp4"
+    if not clip.exists():
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"color=c=gray:size=1280x720:rate={FPS},noise=c0s=40:c0f=t+u",
+                        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "5M", "-maxrate", "5M", "-bufsize", "5M",
+                        "-g", str(FPS), "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    recorder = UdpRecorder(free_port)
+    api.post("/api/channels", channel_payload(53, port=free_port, quality="copy", playlist=[str(clip)]), format="json")
+    api.post("/api/channels/53/start")
+    wait_status(53, "RUNNING", timeout=20)
+    time.sleep(1)
+    begin = time.monotonic()
+    time.sleep(5)
+    recorder.stop()
+    arrivals = [t for t in recorder.arrivals if t >= begin]
+    long_gaps = [round(b - a, 3) for a, b in zip(arrivals, arrivals[1:]) if b - a > 1.6 / FPS]
+    assert len(arrivals) > 1000 and len(long_gaps) <= 1, long_gaps  # one stray under load, not one a second

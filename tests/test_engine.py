@@ -69,6 +69,9 @@ class FakeMode:
     slate_piece = None
     held_frames = 0
 
+    def ahead(self, unit):
+        return 0
+
     def __init__(self, clock, stop_after, short=(), missing=()):
         self.clock, self.stop_after, self.short, self.missing = clock, stop_after, set(short), set(missing)
         self.written, self.opened, self.live = [], [], set()

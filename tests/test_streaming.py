@@ -289,18 +289,38 @@ def test_hls_goes_on_across_a_restart_and_a_crash(api, client, live_host, media,
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("quality", ["copy", "480p"])
-def test_pcr_every_40_ms_and_every_pes_before_its_decode_time(quality, api, live_host, media, free_port, tmp_path):
+def test_pcr_every_40_ms_and_every_pes_before_its_decode_time(quality, api, client, live_host, media, free_port,
+                                                              tmp_path):
     """TR 101 290 1.3a (PCR repetition) and the T-STD's first rule (a PES arrives before its
-    decode time) on the UDP output, read from a capture."""
+    decode time) on every output: a UDP capture, what an HTTP TS viewer receives, and each HLS
+    segment as served."""
     api.post("/api/channels", channel_payload(19, port=free_port, quality=quality, playlist=[str(media["clip"])]),
              format="json")
     sock = udp_socket(free_port)
     api.post("/api/channels/19/start")
     wait_status(19, "RUNNING", timeout=20)
-    report = analyze(capture(sock, 5, tmp_path / "timing.ts").read_bytes())
-    margins = report.delivery_margins()
-    assert report.longest_pcr_interval() <= 0.040 + 0.001, report.longest_pcr_interval()
-    assert margins and min(margins.values()) >= 0.010, margins
+    outputs = {"udp": capture(sock, 5, tmp_path / "timing.ts").read_bytes(), "http ts": http_ts(client, 19, 5)}
+    outputs.update((f"hls {name}", data) for name, data in served_segments(client, 19))
+    assert len(outputs) >= 4 and all(outputs.values())
+    for output, data in outputs.items():
+        report = analyze(data)
+        margins = report.delivery_margins()
+        assert report.cc_errors == 0, output
+        assert report.longest_pcr_interval() <= 0.040 + 0.001, (output, report.longest_pcr_interval())
+        assert margins and min(margins.values()) >= 0.010, (output, margins)
+
+
+def http_ts(client, number, seconds):
+    """What an HTTP TS viewer of the channel receives over `seconds`."""
+    response = client.get(f"/iptv/channels/{number}.ts")
+    assert response.status_code == 200
+    received, end = [], time.monotonic() + seconds
+    for chunk in response.streaming_content:
+        received.append(chunk)
+        if time.monotonic() > end:
+            break
+    response.close()
+    return b"".join(received)
 
 
 @pytest.mark.django_db(transaction=True)

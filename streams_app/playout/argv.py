@@ -30,8 +30,11 @@ def output_args(plan):
     # The window goes on across restarts (RFC 8216 6.2.1): numbering from plan.hls_start, a
     # discontinuity where timestamps start again, never an end tag (hls.py serves the window
     # across the restart); a segment stays a window's length after it leaves the list (6.2.2).
+    # Its segments are timed as the UDP leg is (below): hls_ts_options reach the TS muxer of each
+    # segment, its ':' escaped twice (once for the tee's '|' split, once for its option list).
     hls = (
-        f"[f=hls:hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
+        f"[f=hls:max_delay=100000:hls_ts_options=pcr_period=20\\\\:pes_payload_size=0"
+        f":hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
         f":hls_delete_threshold={plan.hls_list_size + 1}:start_number={plan.hls_start}"
         f":hls_flags=delete_segments+independent_segments+discont_start+omit_endlist]"
         f"{safe_path(plan.hls_dir / 'index.m3u8')}"

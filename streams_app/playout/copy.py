@@ -144,6 +144,13 @@ class CopyMode(Mode):
             yield due, frame, unit
             self.carried = state
 
+    def ahead(self, unit):
+        """A frame's PES over 64 KB (a keyframe at a few Mbit/s) carries no length: the output
+        stage's demuxer knows it whole only when the next PES on its PID starts. So the next
+        frame's first packet (after a counter-jump marker, at a splice) goes out with the frame
+        before, not a frame period later."""
+        return next((at + PACKET for at in range(0, min(len(unit), 2 * PACKET), PACKET) if unit[at + 1] & 0x40), 0)
+
     def write(self, packets):
         self.buffer += packets
         if len(self.buffer) >= READ_SIZE:

@@ -171,6 +171,10 @@ class Pacer(threading.Thread):
                 now = self.clock()
                 delay = start + due - self.mode.lead - now
                 if delay > 0:
+                    head = self.mode.ahead(payload)  # so the output stage has the frame before whole
+                    if head:
+                        self.mode.write(payload[:head])
+                        payload = payload[head:]
                     self.mode.flush()
                     if self.wait(delay):
                         return

@@ -69,6 +69,10 @@ class Mode:
         with self.lock:
             return [reader.ps for reader in self.live]
 
+    def ahead(self, unit):
+        """How much of a frame's unit is written as soon as the frame before has gone (see CopyMode)."""
+        return 0
+
     def flush(self):
         pass
 
@@ -97,16 +101,19 @@ class SourceProcess:
 
     def ready(self):
         """True once it has output waiting (it has started)."""
-        return bool(select.select([self.fd], [], [], 0)[0])
+        return self.waiting() > 0
+
+    def waiting(self):
+        found = array.array("i", [0])
+        fcntl.ioctl(self.fd, termios.FIONREAD, found)
+        return found[0]
 
     def first_output(self, timeout):
         """Wait up to `timeout` s for its output without taking any: True once some is waiting,
         False if it ended without a byte (it could not read its source), None if still silent."""
         if not select.select([self.fd], [], [], timeout)[0]:
             return None
-        waiting = array.array("i", [0])
-        fcntl.ioctl(self.fd, termios.FIONREAD, waiting)
-        return waiting[0] > 0
+        return self.waiting() > 0
 
     def error_text(self):
         """What it said on stderr: asked once its output ended, so it is exiting (or it is
