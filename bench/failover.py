@@ -12,7 +12,8 @@ channel playing a clip generated with lavfi. The bench's own database and data f
 (var/failover-bench), Redis DB 12 (RETROVUE_FAILOVER_BENCH_REDIS_URL), UDP ports 6201-6204 on
 127.0.0.1 only. An independent receiver thread in this process timestamps every datagram; the
 outage is the longest silence between datagrams from just before the event until the output has
-flowed again for a while. How to read the figures: docs/BENCHMARKS.md.
+flowed again for a while; the capture around it is read by tests/tsanalysis.py (continuity,
+PCR, announced restarts). How to read the figures: docs/BENCHMARKS.md.
 """
 import argparse
 import datetime
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
+from tests.tsanalysis import analyze  # noqa: E402
 
 # Not var/bench-...: the start-latency bench kills every FFmpeg whose argv contains "var/bench".
 DATA_DIR = common.ROOT / "var" / "failover-bench"
@@ -98,7 +100,7 @@ class Recorder:
 
     def __init__(self, port):
         self.sock = common.udp_receiver(port, timeout=0.1)
-        self.arrivals, self.senders = [], []
+        self.arrivals, self.senders, self.datagrams = [], [], []
         self.running = True
         self.thread = threading.Thread(target=self._receive, name=f"udp-{port}", daemon=True)
         self.thread.start()
@@ -106,12 +108,13 @@ class Recorder:
     def _receive(self):
         while self.running:
             try:
-                _data, sender = self.sock.recvfrom(65536)
+                data, sender = self.sock.recvfrom(65536)
             except socket.timeout:
                 continue
             except OSError:
                 return
-            self.senders.append(sender)  # before the arrival: the lists are read while they grow
+            self.datagrams.append(data)  # before the arrival: the lists are read while they grow
+            self.senders.append(sender)
             self.arrivals.append(time.monotonic())
 
     def arrived_since(self, t):
@@ -286,6 +289,13 @@ def measure_outage(recorder, event, result):
     result["outage"] = gap
     result["output back"] = end - event.mono
     result["baseline"] = recorder.longest_gap(event.mono - PRE_SECONDS, event.mono)[0]
+    # What a receiver's analyser makes of the capture around the event (tests/tsanalysis.py): an
+    # output that restarts announces its new counters and time base; nothing else may jump.
+    around = [data for data, at in zip(list(recorder.datagrams), list(recorder.arrivals))
+              if at >= event.mono - PRE_SECONDS]
+    ts = analyze(b"".join(around))
+    result.update({"cc errors": ts.cc_errors, "pcr faults": ts.pcr_backwards + ts.pcr_jumps,
+                   "announced": ts.announced, "pcr interval ms": ts.longest_pcr_interval() * 1000})
     return result
 
 
@@ -409,7 +419,9 @@ def repeat(label, runs, scenario):
             route += (f", double publishing {result['double publishing']:.3f} s, old output stopped "
                       f"{result['old sent after freeze'] * 1000:.0f} ms after the freeze")
         print(f"  {label} run {n + 1}/{runs}: outage {result['outage']:.2f} s "
-              f"(baseline gap {result['baseline'] * 1000:.0f} ms{route})", flush=True)
+              f"(baseline gap {result['baseline'] * 1000:.0f} ms{route}); capture: {result['cc errors']} CC errors, "
+              f"{result['pcr faults']} PCR faults, {result['announced']} announced restarts, longest PCR interval "
+              f"{result['pcr interval ms']:.1f} ms", flush=True)
     return results
 
 
@@ -500,6 +512,13 @@ def report(out):
         (f"{scenario} / {config.split(':')[0]}", *(cell([r.get(p) for r in results]) for p in PHASES),
          "/".join(str(r["placements"]) for r in results),
          cell([r["baseline"] * 1000 for r in results], "{:.0f}"))
+        for scenario, config, results in out]))
+
+    print("\nconformance of the capture around the event (tests/tsanalysis.py), summed (PCR interval: longest)")
+    print(common.table(("scenario / config", "CC errors", "PCR faults", "announced restarts", "longest PCR ms"), [
+        (f"{scenario} / {config.split(':')[0]}", sum(r["cc errors"] for r in results),
+         sum(r["pcr faults"] for r in results), sum(r["announced"] for r in results),
+         f"{max(r['pcr interval ms'] for r in results):.1f}")
         for scenario, config, results in out]))
 
     def verdict(results, target):

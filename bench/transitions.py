@@ -228,7 +228,7 @@ def judge(recorder, capture, sched_a, sched_b, asked):
     margins = report.delivery_margins()
     result = {"cc": report.cc_errors, "pcr": report.pcr_backwards + report.pcr_jumps,
               "pcr_backwards": report.pcr_backwards, "frames_decoded": len(colours),
-              "pcr_interval_ms": report.longest_pcr_interval() * 1000,
+              "pcr_interval_ms": report.longest_pcr_interval() * 1000, "dts_order": report.dts_order_faults(),
               "margin_ms": min(margins.values()) * 1000 if margins else None,
               "frames_sent": len(arrivals), "sequence": sequence,
               "datagrams": len(recorder.datagrams)}
@@ -433,7 +433,7 @@ COLUMNS = (("max gap ms", "gap_ms", "{:.0f}"), ("steady gap ms", "steady_gap_ms"
            (f"A frames (exp {EXPECTED_A})", "frames_a", "{:g}"),
            ("B boundary ms", "boundary_ms", "{:+.0f}"), ("switch ms", "switch_ms", "{:.0f}"),
            ("switch gap ms", "switch_gap_ms", "{:.0f}"), ("PCR int ms", "pcr_interval_ms", "{:.1f}"),
-           ("DTS-PCR min ms", "margin_ms", "{:.0f}"))
+           ("DTS-PCR min ms", "margin_ms", "{:.0f}"), ("DTS order faults", "dts_order", "{:g}"))
 
 # (title, figure, format, how far a value is from ideal, the most that meets the target)
 TARGETS = (
@@ -447,6 +447,7 @@ TARGETS = (
     (f"switch within {TARGET_SWITCH_MS} ms", "switch_ms", "{:.0f} ms", abs, TARGET_SWITCH_MS),
     ("PCR at most every 40 ms (TR 101 290 1.3a)", "pcr_interval_ms", "{:.1f} ms", abs, 40.5),
     ("every PES before its decode time (DTS - PCR >= 0)", "margin_ms", "{:.0f} ms", lambda v: max(0, -v), 0),
+    ("DTS rising on every PID", "dts_order", "{:g}", abs, 0),
 )
 
 

@@ -69,7 +69,7 @@ class FakeMode:
     slate_piece = None
     held_frames = 0
 
-    def ahead(self, unit):
+    def ahead(self, before, unit):
         return 0
 
     def __init__(self, clock, stop_after, short=(), missing=()):

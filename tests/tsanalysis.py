@@ -24,6 +24,15 @@ class Report:
         """The longest time between two PCRs of one time base (TR 101 290 1.3a: at most 40 ms)."""
         return max((b - a for a, b in zip(self.pcr_values, self.pcr_values[1:]) if 0 <= b - a < 1), default=0.0)
 
+    def dts_order_faults(self):
+        """PES whose decode time does not come after the one before on its PID (a decoder's
+        "non-monotonous DTS"); a capture across an announced restart starts over, so check a run."""
+        last, faults = {}, 0
+        for _, pid, dts in self.pes_starts:
+            faults += pid in last and dts <= last[pid]
+            last[pid] = dts
+        return faults
+
     def delivery_margins(self):
         """{PID: least DTS - PCR at its arrival}: how early each PES came before its decode time
         (negative: late, a receiver must delay). PCR is interpolated by packet position."""

@@ -17,7 +17,7 @@ from django.conf import settings
 from .. import process
 from . import argv
 from .modes import Mode, SourceProcess, write_all
-from .splice import BASE, CLOCK, PACKET, Splice, discontinuity
+from .splice import BASE, CLOCK, PACKET, Splice, discontinuity, payload_offset
 
 READ_SIZE = 1 << 16
 # Slate gaps air as pieces of at most this long, each the slate clip from its start.
@@ -144,11 +144,15 @@ class CopyMode(Mode):
             yield due, frame, unit
             self.carried = state
 
-    def ahead(self, unit):
+    def ahead(self, before, unit):
         """A frame's PES over 64 KB (a keyframe at a few Mbit/s) carries no length: the output
-        stage's demuxer knows it whole only when the next PES on its PID starts. So the next
-        frame's first packet (after a counter-jump marker, at a splice) goes out with the frame
-        before, not a frame period later."""
+        stage's demuxer knows it whole only when the next PES on its PID starts. After such a
+        frame, the next one's first packet (after a counter-jump marker, at a splice) goes out at
+        once, not a frame period later. (Not after others: a frame passed on early would wait in
+        the output stage's interleaving for its audio.)"""
+        start = first_pes_start(before) if before else None
+        if start is None or before[start + 4:start + 6] != b"\x00\x00":
+            return 0
         return next((at + PACKET for at in range(0, min(len(unit), 2 * PACKET), PACKET) if unit[at + 1] & 0x40), 0)
 
     def write(self, packets):
@@ -160,6 +164,16 @@ class CopyMode(Mode):
         if self.buffer:
             write_all(self.fd, self.buffer)
             self.buffer = bytearray()
+
+
+def first_pes_start(unit):
+    """Where the PES header of the first packet that starts one (of a unit's first two) is."""
+    for at in range(0, min(len(unit), 2 * PACKET), PACKET):
+        packet = unit[at:at + PACKET]
+        o = at + payload_offset(packet)
+        if packet[1] & 0x40 and unit[o:o + 3] == b"\x00\x00\x01":
+            return o
+    return None
 
 
 def slate_clip(plan):

@@ -55,6 +55,7 @@ class Pacer(threading.Thread):
         self.aired = collections.deque(maxlen=RECENT)
         self.short = collections.deque(maxlen=RECENT)
         self.prepare = None
+        self.last_frame_unit = None  # the unit of the last frame written (see Mode.ahead)
         self.lease = lease or Lease()  # the window this run may publish in (lease.py)
 
     # --- control --------------------------------------------------------------------------------
@@ -167,11 +168,12 @@ class Pacer(threading.Thread):
                 if self.at_frame(reached):
                     return  # cut to a switch: this frame does not air
                 reached = max(reached, frame + 1)
+                before, self.last_frame_unit = self.last_frame_unit, payload
             if frame is not None and due is not None:  # what follows a frame goes out with it
                 now = self.clock()
                 delay = start + due - self.mode.lead - now
                 if delay > 0:
-                    head = self.mode.ahead(payload)  # so the output stage has the frame before whole
+                    head = self.mode.ahead(before, payload)  # so it has the frame before whole
                     if head:
                         self.mode.write(payload[:head])
                         payload = payload[head:]

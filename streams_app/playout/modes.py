@@ -69,8 +69,8 @@ class Mode:
         with self.lock:
             return [reader.ps for reader in self.live]
 
-    def ahead(self, unit):
-        """How much of a frame's unit is written as soon as the frame before has gone (see CopyMode)."""
+    def ahead(self, before, unit):
+        """How much of a frame's `unit` to write as soon as the frame `before` has gone (see CopyMode)."""
         return 0
 
     def flush(self):
