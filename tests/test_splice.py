@@ -90,11 +90,11 @@ def audio_pts(packets):
     return found
 
 
-@pytest.mark.parametrize("slots", [[(0, 30), (30, 55)], [(0, 50), (50, 100), (100, 150)]])
+@pytest.mark.parametrize("slots", [[(0, 30), (30, 55)], [(k * 50, k * 50 + 50) for k in range(12)]])
 def test_audio_runs_on_across_splices_without_a_frame_lost_or_overlapping(source_ts, slots):
     """A loop point (or any boundary): each segment's audio follows the last frame aired,
-    so the channel's audio timeline has no hole and no overlap, and it stays within a frame
-    of the pictures."""
+    so the channel's audio timeline has no hole and no overlap, and over a dozen loops of a
+    2 s clip (94 AAC frames for 2 s of pictures) it stays within half a frame of them."""
     mode, stopped = copy_mode(), threading.Event()
     stream = b"".join(bytes(u[2]) for start, end in slots
                       for u in mode.units(FakeReader(source_ts), start, end, stopped) if u)
@@ -102,7 +102,7 @@ def test_audio_runs_on_across_splices_without_a_frame_lost_or_overlapping(source
     frame = 1024 * CLOCK // 48000
     assert pts[0] == BASE and [b - a for a, b in zip(pts, pts[1:])] == [frame] * (len(pts) - 1)
     last_slot_end = BASE + slots[-1][1] * CLOCK // FPS
-    assert pts[-1] < last_slot_end <= pts[-1] + frame  # the last frame aired is the one playing at the slot's end
+    assert abs(pts[-1] + frame - last_slot_end) <= frame / 2  # the audio ends with the pictures, give or take
 
 
 def reader_ts(tmp_path, name, x264, seek=0.0):

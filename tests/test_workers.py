@@ -17,6 +17,7 @@ from streams_app.signals import ensure_beat_schedule
 from .conftest import wait_status
 from .factories import make_channel
 from .helpers import UdpRecorder, capture, codecs, ffmpeg_processes, sweep_until, udp_socket, wait_for
+from .tsanalysis import analyze
 
 
 @pytest.fixture
@@ -89,6 +90,10 @@ def test_a_frozen_worker_stops_publishing_before_its_channel_moves_and_never_aft
     assert old_last - frozen_at < settings.RETROVUE_FENCE_MARGIN_SECONDS, old_last - frozen_at
     assert old_last < new_first and old_last < resumed_at
     assert new_last > resumed_at + 1.5  # the new host publishes on
+    # A receiver's analyser sees one output end and the next begin, announced: no counter or
+    # PCR fault, as there would be with two publishers interleaved.
+    report = analyze(b"".join(recorder.datagrams))
+    assert (report.cc_errors, report.pcr_backwards, report.pcr_jumps, report.announced) == (0, 0, 0, 1), report
     run = Stream.objects.get(pk=old.pk)
     assert run.status == "ERROR" and "lease lapsed" in run.status_reason and "fenced" in run.status_reason
     assert run.ended_at < timezone.now() - timedelta(seconds=3)  # when it stopped, not when it resumed

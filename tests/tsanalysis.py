@@ -64,6 +64,18 @@ class Report:
                 i0, p0 = i1, p1
         return rates
 
+    def pcr_accuracy(self, rate):
+        """The largest difference (seconds) between a PCR and where a constant `rate` (bit/s)
+        puts its packet (TR 101 290 2.4 PCR_accuracy: at most 500 ns), within one time base."""
+        worst, (i0, p0) = 0.0, self.pcr_positions[0]
+        for i1, p1 in self.pcr_positions[1:]:
+            expected = p0 + (i1 - i0) * PACKET * 8 / rate
+            if abs(p1 - expected) > 0.1:  # a time-base change: measure from here
+                i0, p0 = i1, p1
+                continue
+            worst = max(worst, abs(p1 - expected))
+        return worst
+
     def service_information(self):
         """What a receiver learns of the service from PAT, SDT and NIT (ETSI EN 300 468)."""
         found = {}

@@ -3,7 +3,7 @@
 From a segment's first keyframe on, its PTS/DTS and PCR are rewritten onto the channel's timeline
 (frame k at BASE + k/fps, as the transcode mode counts frames), each PID's continuity-counter jump
 is marked, and the frames shown within the slot pass (its audio up to the slot's end, following
-the last audio frame aired without a gap: delayed by less than a frame). Stream
+the last audio frame aired without a gap: at most half a frame off its pictures). Stream
 copy cuts *in* only at a keyframe, the one at or before the in-point: content shifts by less than
 a GOP, timing does not. With B-frames, frames come in decode order and are shown in another:
 a frame is passed only if it is shown within the slot, the first one shown after it ends the
@@ -23,8 +23,8 @@ HALF_WRAP = 1 << 32
 CLOCK = 90000
 # The channel's timeline starts here, so that DTS before PTS (B-frames) stays positive.
 BASE = 10 * CLOCK
-# The longest audio frame aired (AC-3: 1536 samples at 48 kHz): a segment's audio is delayed at
-# most this much to follow the last frame aired without a gap.
+# The longest audio frame aired (AC-3: 1536 samples at 48 kHz): a segment's audio is moved at
+# most this much to follow the last frame aired without a gap (a switch may leave more).
 MAX_AUDIO_FRAME = 2880
 
 
@@ -175,17 +175,17 @@ class Splice:
             self.last_video_dts = dts
             self.frame = round((pts - BASE) * self.fmt.fps / CLOCK)
         else:  # audio: up to the slot's end, never before the first frame or over the last one aired
-            step, self.audio_seen = (pts - self.audio_seen if self.audio_seen is not None else 1), pts
+            step, self.audio_seen = (pts - self.audio_seen if self.audio_seen is not None else 0), pts
             if pts < self.pts_start:
                 return None
             if self.audio_shift is None:
-                # The last frame aired ends a little into this slot (audio frames do not end on
-                # video frames): this segment's audio starts where it ends, less than a frame
-                # late against its pictures, rather than losing its first frame.
-                overlap = self.audio_end - pts if self.audio_end is not None else 0
-                self.audio_shift = overlap if 0 < overlap <= MAX_AUDIO_FRAME else 0
+                # Audio frames do not end on video frames: this segment's audio starts where the
+                # last frame aired ends (at most half a frame early or late against its pictures)
+                # rather than leaving a hole or losing a frame.
+                gap = self.audio_end - pts if self.audio_end is not None else 0
+                self.audio_shift = gap if abs(gap) <= MAX_AUDIO_FRAME else 0
             pts, dts = pts + self.audio_shift, dts + self.audio_shift
-            if pts >= self.pts_end:
+            if pts + step // 2 >= self.pts_end:  # mostly past the slot: so the shifts never add up
                 self.audio_done = True
                 return None
             if self.audio_end is not None and pts < self.audio_end:
