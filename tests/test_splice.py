@@ -45,14 +45,18 @@ def copy_mode():
     return mode
 
 
-def video_dts(packets):
+def pes_times(packets, stream_ids):
+    """The DTS (or PTS where there is no DTS) of each PES whose stream id is in `stream_ids`."""
     found = []
     for offset in range(0, len(packets), PACKET):
         b = packets[offset:offset + PACKET]
         o = payload_offset(b)
-        if b[1] & 0x40 and b[o:o + 3] == b"\x00\x00\x01" and 0xE0 <= b[o + 3] <= 0xEF:
+        if b[1] & 0x40 and b[o:o + 3] == b"\x00\x00\x01" and b[o + 3] in stream_ids:
             found.append(read_ts(b, o + 14) if b[o + 7] >> 6 == 3 else read_ts(b, o + 9))
     return found
+
+
+VIDEO, AUDIO = range(0xE0, 0xF0), range(0xC0, 0xE0)
 
 
 def test_two_segments_are_spliced_onto_one_timeline(source_ts, tmp_path):
@@ -64,7 +68,7 @@ def test_two_segments_are_spliced_onto_one_timeline(source_ts, tmp_path):
     # each frame is due at its place on the channel's grid, whatever the source's timestamps
     assert [round(due * FPS) for due, _, _ in frames] == list(range(55))
     stream = b"".join(bytes(u[2]) for u in first + second)
-    dts = video_dts(stream)
+    dts = pes_times(stream, VIDEO)
     assert dts == [BASE + k * CLOCK // FPS for k in range(55)]
     capture = tmp_path / "spliced.ts"
     capture.write_bytes(stream)
@@ -80,16 +84,6 @@ def test_two_segments_are_spliced_onto_one_timeline(source_ts, tmp_path):
     assert passed.returncode == 0 and "corrupt" not in passed.stderr, passed.stderr
 
 
-def audio_pts(packets):
-    found = []
-    for offset in range(0, len(packets), PACKET):
-        b = packets[offset:offset + PACKET]
-        o = payload_offset(b)
-        if b[1] & 0x40 and b[o:o + 3] == b"\x00\x00\x01" and 0xC0 <= b[o + 3] <= 0xDF:
-            found.append(read_ts(b, o + 9))
-    return found
-
-
 @pytest.mark.parametrize("slots", [[(0, 30), (30, 55)], [(k * 50, k * 50 + 50) for k in range(12)]])
 def test_audio_runs_on_across_splices_without_a_frame_lost_or_overlapping(source_ts, slots):
     """A loop point (or any boundary): each segment's audio follows the last frame aired,
@@ -98,7 +92,7 @@ def test_audio_runs_on_across_splices_without_a_frame_lost_or_overlapping(source
     mode, stopped = copy_mode(), threading.Event()
     stream = b"".join(bytes(u[2]) for start, end in slots
                       for u in mode.units(FakeReader(source_ts), start, end, stopped) if u)
-    pts = audio_pts(stream)
+    pts = pes_times(stream, AUDIO)
     frame = 1024 * CLOCK // 48000
     assert pts[0] == BASE and [b - a for a, b in zip(pts, pts[1:])] == [frame] * (len(pts) - 1)
     last_slot_end = BASE + slots[-1][1] * CLOCK // FPS

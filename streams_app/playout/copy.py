@@ -150,10 +150,11 @@ class CopyMode(Mode):
         frame, the next one's first packet (after a counter-jump marker, at a splice) goes out at
         once, not a frame period later. (Not after others: a frame passed on early would wait in
         the output stage's interleaving for its audio.)"""
-        start = first_pes_start(before) if before else None
-        if start is None or before[start + 4:start + 6] != b"\x00\x00":
+        at = first_pes_packet(before) if before else None
+        if at is None or before[at + payload_offset(before[at:at + PACKET]) + 4:][:2] != b"\x00\x00":
             return 0
-        return next((at + PACKET for at in range(0, min(len(unit), 2 * PACKET), PACKET) if unit[at + 1] & 0x40), 0)
+        at = first_pes_packet(unit)
+        return 0 if at is None else at + PACKET
 
     def write(self, packets):
         self.buffer += packets
@@ -166,13 +167,13 @@ class CopyMode(Mode):
             self.buffer = bytearray()
 
 
-def first_pes_start(unit):
-    """Where the PES header of the first packet that starts one (of a unit's first two) is."""
+def first_pes_packet(unit):
+    """Where the first packet that starts a PES (of a unit's first two) begins, or None."""
     for at in range(0, min(len(unit), 2 * PACKET), PACKET):
         packet = unit[at:at + PACKET]
-        o = at + payload_offset(packet)
-        if packet[1] & 0x40 and unit[o:o + 3] == b"\x00\x00\x01":
-            return o
+        o = payload_offset(packet)
+        if packet[1] & 0x40 and packet[o:o + 3] == b"\x00\x00\x01":
+            return at
     return None
 
 
