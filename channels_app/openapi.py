@@ -25,6 +25,13 @@ class NetworkSettings(s.Serializer):
     multicast_address = s.IPAddressField(help_text="within RETROVUE_OUTPUT_NETWORKS")
     port = s.IntegerField(min_value=1, max_value=65535)
     ttl = s.IntegerField(required=False, min_value=1, help_text="at most RETROVUE_MAX_UDP_TTL")
+    mode = s.ChoiceField(["vbr", "cbr"], required=False, help_text="cbr: constant mux rate (null stuffing)")
+    muxrate = s.CharField(required=False, help_text="with mode cbr, e.g. 6000k; must hold video + audio + 15 %")
+    service_id = s.IntegerField(required=False, min_value=1, max_value=65535,
+                                help_text="service id and program number (default: the channel number)")
+    transport_stream_id = s.IntegerField(required=False, min_value=1, max_value=65535, help_text="default 1")
+    original_network_id = s.IntegerField(required=False, min_value=1, max_value=65535, help_text="default 1")
+    provider_name = s.CharField(required=False, max_length=64, help_text="SDT provider (default RetroVue)")
 
 
 class ResourceLimits(s.Serializer):
