@@ -69,7 +69,7 @@ TARGET_BOUNDARY_MS = 100
 TARGET_SWITCH_MS = 1000
 
 worker = None
-naive_procs = []
+extra_procs = []  # FFmpeg the bench starts itself (the naive baseline, --load): stopped in clean_up()
 recorders = []
 _configured = False
 
@@ -93,7 +93,7 @@ def start_load(count):
     """`count` bare FFmpeg transcodes at real time (640x360, veryfast) that load the host as other
     channels would; they write nowhere (-f null). Stopped in clean_up()."""
     for _ in range(count):
-        naive_procs.append(subprocess.Popen(
+        extra_procs.append(subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
              "testsrc2=size=640x360:rate=30",
              "-c:v", "libx264", "-preset", "veryfast", "-f", "null", "-"],
@@ -368,7 +368,7 @@ def naive_argv(clip, log_level="error"):
 def naive_start(clip, log):
     proc = subprocess.Popen(naive_argv(clip), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=log, start_new_session=True)
-    naive_procs.append(proc)
+    extra_procs.append(proc)
     return proc
 
 
@@ -393,7 +393,7 @@ def naive_run(assets, n):
             common.stop_process(proc)
     finally:
         recorder.stop()
-        for proc in naive_procs:
+        for proc in extra_procs:
             common.stop_process(proc)
     return judge(recorder, DATA_DIR / f"naive-{n}.ts", sched_a, sched_b, asked)
 
@@ -504,7 +504,7 @@ def measure(args):
 def clean_up():
     for recorder in recorders:
         recorder.stop()
-    for proc in naive_procs:
+    for proc in extra_procs:
         common.stop_process(proc)
     if _configured:
         from channels_app.models import Channel

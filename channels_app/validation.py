@@ -163,7 +163,7 @@ FIELD_RULES = {
         "muxrate": _bitrate,
         "service_id": lambda v: _number(v, 1, 65535, "service id", integer=True),
         "transport_stream_id": lambda v: _number(v, 1, 65535, "transport stream id", integer=True),
-        "original_network_id": lambda v: _number(v, 1, 65535, "original network id", integer=True),
+        "original_network_id": lambda v: _number(v, 1, 65535, "network id", integer=True),
         "provider_name": lambda v: _text(v, 64),
     },
     "resource_limits": {

@@ -111,7 +111,7 @@ def test_cbr_with_a_rate_that_holds_the_stream_and_service_information_validate(
     ({"mode": "abr"}, "network_settings.mode", "not an allowed mux mode"),
     ({"service_id": 0}, "network_settings.service_id", "outside 1..65535"),
     ({"transport_stream_id": 65536}, "network_settings.transport_stream_id", "outside 1..65535"),
-    ({"original_network_id": "x"}, "network_settings.original_network_id", "not a original network id"),
+    ({"original_network_id": "x"}, "network_settings.original_network_id", "not a network id"),
     ({"provider_name": "a\x07b"}, "network_settings.provider_name", "XML cannot carry"),
     ({"provider_name": "p" * 65}, "network_settings.provider_name", "at most 64"),
 ])
