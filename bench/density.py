@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Channel density: what the manager itself costs per running channel, next to FFmpeg's cost.
 
-    python bench/density.py [--runs 3] [--levels 10,25,50] [--window 15]
+    python bench/density.py [--runs 3] [--levels 10,25,50] [--window 15] [--confinement both]
 
 Everything is real: the web server (`manage.py runserver`, as in the Procfile), `celery beat`
 with the DatabaseScheduler, one encode worker (threads pool) and one copy-mode FFmpeg per
@@ -11,7 +11,11 @@ then each level of running channels, then it keeps starting channels until admis
 refuses one, which is how many fit on this machine. At each level, after the channels settle,
 psutil reads the CPU time and memory (RSS) of web, beat and the worker process (its FFmpeg
 children excluded) and of every FFmpeg over a window. Per channel: (manager at N - manager
-idle) / N, and FFmpeg's total / N. Median over the runs; docs/BENCHMARKS.md has the figures.
+idle) / N, and FFmpeg's total / N; and each channel's start latency (start asked to RUNNING, the
+channels started one after another). With `--confinement both` every run ramps twice, with
+each channel in a control group of its own (resources_app/confinement.py) and without
+(RETROVUE_RESOURCE_LIMITS=off), so the table shows what confinement costs per channel beside
+the unconfined figures. Median over the runs; docs/BENCHMARKS.md has the figures.
 """
 import argparse
 import datetime
@@ -44,6 +48,8 @@ def parse_args():
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured per level")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after the last start")
     parser.add_argument("--bitrate", default="5M", help="the channels' video bitrate (default 5M)")
+    parser.add_argument("--confinement", choices=("both", "on", "off"), default="both",
+                        help="channels in control groups (on), not (off), or a ramp of each per run")
     return parser.parse_args()
 
 
@@ -100,8 +106,9 @@ def measure(pids, window):
             for name in [*pids, "ffmpeg"]}
 
 
-def start_channels(clip, first, last):
-    """Create and start channels first..last; returns the numbers admission control refused."""
+def start_channels(clip, first, last, latencies=None):
+    """Create and start channels first..last; returns the numbers admission control refused.
+    With `latencies`, each start is waited for (RUNNING) and its seconds appended."""
     from channels_app import services
     from retrovue.errors import DoesNotFit
     from streams_app import lifecycle
@@ -112,11 +119,16 @@ def start_channels(clip, first, last):
             "name": f"density {number}", "number": number, "quality": "copy", "playlist": [str(clip)],
             "stream_settings": {"resolution": "640x360", "frame_rate": 25},
             "network_settings": {"multicast_address": "127.0.0.1", "port": FIRST_PORT + number}})
+        asked = time.monotonic()
         try:
             lifecycle.start_channel(channel)
         except DoesNotFit:
             refused.append(number)
             break
+        if latencies is not None:
+            common.wait_for(lambda: services.get_channel(number).status == "RUNNING", timeout=30, interval=0.01,
+                            what=f"channel {number} RUNNING")
+            latencies.append(time.monotonic() - asked)
     return refused
 
 
@@ -127,26 +139,37 @@ def wait_running(count):
                     timeout=30 + count, interval=0.5, what=f"{count} channels RUNNING")
 
 
-def one_run(args, clip):
+def one_run(args, clip, confined):
     """The ramp of one run: {level: measurement}, with level 0 the idle baseline; and how many fit."""
     from channels_app.models import Channel
     from channels_app.services import delete_channel
+    from resources_app.models import EncodeHost
     from streams_app.lifecycle import stop_all_channels
 
+    os.environ["RETROVUE_RESOURCE_LIMITS"] = "enforce" if confined else "off"
     manager = Manager()
+    host = EncodeHost.objects.get(name=HOST)
+    print(f" {'confined' if confined else 'unconfined'}: {host.limits_note}", flush=True)
+    if confined and not host.limits_enforced:
+        manager.stop()
+        return None, None
     results = {}
     try:
         time.sleep(args.settle)
         results[0] = measure(manager.processes(), args.window)
         started = 0
         for level in args.levels:
-            start_channels(clip, started + 1, level)
+            latencies = []
+            start_channels(clip, started + 1, level, latencies)
             started = level
             wait_running(level)
             time.sleep(args.settle)
             results[level] = measure(manager.processes(), args.window)
+            results[level]["start_s"] = statistics.median(latencies)
             print(f"  {level:>3} channels: " + ", ".join(
-                f"{name} {cpu:.1f}% {rss:.0f} MB" for name, (cpu, rss) in results[level].items()), flush=True)
+                f"{name} {figures[0]:.1f}% {figures[1]:.0f} MB" for name, figures in results[level].items()
+                if name != "start_s")
+                + f", start {results[level]['start_s']:.3f} s", flush=True)
         while not start_channels(clip, started + 1, started + 1):
             started += 1
         fit = started
@@ -166,15 +189,16 @@ def one_run(args, clip):
 def per_channel(results, level):
     """Manager CPU % and MB per channel above its idle baseline; FFmpeg's per channel."""
     idle, busy = results[0], results[level]
-    manager = [name for name in idle if name != "ffmpeg"]
+    manager = [name for name in idle if name not in ("ffmpeg", "start_s")]
     cpu = sum(busy[n][0] - idle[n][0] for n in manager) / level
     rss = sum(busy[n][1] - idle[n][1] for n in manager) / level
     worker_cpu = (busy["worker"][0] - idle["worker"][0]) / level
-    return cpu, rss, worker_cpu, busy["ffmpeg"][0] / level, busy["ffmpeg"][1] / level
+    return cpu, rss, worker_cpu, busy["ffmpeg"][0] / level, busy["ffmpeg"][1] / level, busy["start_s"]
 
 
-def report(runs, fits, levels):
+def report(runs, fits, levels, label):
     print()
+    print(label)
     print(f"copy-mode channels that fit on this host (by reservation): {statistics.median(fits):g} "
           f"(runs: {', '.join(map(str, fits))})")
     idle = [(sum(r[0][n][0] for n in ("web", "beat", "worker")), sum(r[0][n][1] for n in ("web", "beat", "worker")))
@@ -184,12 +208,12 @@ def report(runs, fits, levels):
     rows = []
     for level in levels:
         figures = [per_channel(r, level) for r in runs]
-        med = [statistics.median(f[i] for f in figures) for i in range(5)]
+        med = [statistics.median(f[i] for f in figures) for i in range(6)]
         span = f"{min(f[0] for f in figures):.3f}..{max(f[0] for f in figures):.3f}"
         rows.append([level, f"{med[0]:.3f}", span, f"{med[2]:.3f}", f"{med[1]:.2f}", f"{med[3]:.2f}",
-                     f"{med[4]:.1f}"])
+                     f"{med[4]:.1f}", f"{med[5]:.3f}"])
     print(common.table(["channels", "manager %core/ch", "(min..max)", "worker %core/ch",
-                        "manager MB/ch", "ffmpeg %core/ch", "ffmpeg MB/ch"], rows))
+                        "manager MB/ch", "ffmpeg %core/ch", "ffmpeg MB/ch", "start s"], rows))
     print("target: manager under 1 %core and under 5 MB per running channel")
 
 
@@ -205,13 +229,19 @@ def main():
           f"{os.environ['DATABASE_URL'].split(':')[0]}; {args.runs} runs, {args.window:g}s windows",
           flush=True)
     clip = common.make_clip(DATA_DIR / "media" / "clip.mp4", size="640x360", seconds=30, bitrate=args.bitrate)
-    runs, fits = [], []
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.confinement]
+    runs = {mode: ([], []) for mode in modes}
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", flush=True)
-        results, fit = one_run(args, clip)
-        runs.append(results)
-        fits.append(fit)
-    report(runs, fits, args.levels)
+        for confined in modes:
+            results, fit = one_run(args, clip, confined)
+            if results is not None:
+                runs[confined][0].append(results)
+                runs[confined][1].append(fit)
+    for confined, (results, fits) in runs.items():
+        if results:
+            report(results, fits, args.levels, "each channel in a control group of its own" if confined
+                   else "unconfined (RETROVUE_RESOURCE_LIMITS=off)")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ PROFILE_RESOURCES = {
     "1080p": {"max_cpu_percent": 150, "max_memory_mb": 512, "max_bandwidth_mbps": 7},
     "720p": {"max_cpu_percent": 75, "max_memory_mb": 384, "max_bandwidth_mbps": 4.5},
     "480p": {"max_cpu_percent": 35, "max_memory_mb": 256, "max_bandwidth_mbps": 2.5},
-    "copy": {"max_cpu_percent": 3, "max_memory_mb": 96, "max_bandwidth_mbps": 4.5},
+    "copy": {"max_cpu_percent": 3, "max_memory_mb": 192, "max_bandwidth_mbps": 4.5},
 }
 BASE_UDP_PORT = 5000
 

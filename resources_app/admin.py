@@ -19,7 +19,7 @@ def _figure(row, unit):
 class EncodeHostAdmin(admin.ModelAdmin):
     fields = ["name", "state", "migrate", "live", "labels", "capacity", "cpu_count", "memory_mb",
               "bandwidth_mbps", "pid", "registered_at", "last_heartbeat", "cpu_percent",
-              "memory_percent", "net_mbps"]
+              "memory_percent", "net_mbps", "limits_enforced", "limits_note"]
     # The worker reports everything but the state (its capacity comes from `worker --capacity`).
     readonly_fields = [f for f in fields if f not in ("state", "migrate")]
     list_filter = ["state"]
@@ -52,7 +52,11 @@ class EncodeHostAdmin(admin.ModelAdmin):
         def bandwidth(host):
             return _figure(figures[host.name]["bandwidth_mbps"], " Mbit/s")
 
-        return ["name", "state", "live", active_channels, cpu, memory, bandwidth, "last_heartbeat"]
+        @admin.display(description="limits enforced", boolean=True)
+        def limits(host):
+            return host.limits_enforced
+
+        return ["name", "state", "live", active_channels, cpu, memory, bandwidth, limits, "last_heartbeat"]
 
     @admin.display(boolean=True, ordering="is_live")
     def live(self, host):

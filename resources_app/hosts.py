@@ -8,21 +8,34 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from streams_app.models import Stream
+
+from . import confinement
 from .models import EncodeHost
 
 log = logging.getLogger("retrovue.hosts")
+GROUP_SWEEP_BEATS = 30
 
 
 def register_host(name, capacity, pid=None):
-    """Record this host as ONLINE with its measured size (a DRAINING host stays draining)."""
+    """Record this host as ONLINE with its measured size and whether it can hold channels to
+    their limits (a DRAINING host stays draining)."""
+    limits = confinement.support()
     host, created = EncodeHost.objects.get_or_create(name=name, defaults={"capacity": capacity})
     state = host.state if host.state == EncodeHost.State.DRAINING else EncodeHost.State.ONLINE
     EncodeHost.objects.filter(pk=host.pk).update(
         state=state, capacity=capacity, cpu_count=psutil.cpu_count() or 1,
         memory_mb=psutil.virtual_memory().total // 2**20, pid=pid,
         bandwidth_mbps=settings.RETROVUE_HOST_BANDWIDTH_MBPS, labels=settings.RETROVUE_HOST_LABELS,
-        registered_at=timezone.now(), last_heartbeat=timezone.now())
+        registered_at=timezone.now(), last_heartbeat=timezone.now(),
+        limits_enforced=limits.enforced, limits_note=limits.note)
     return host
+
+
+def sweep_groups(name):
+    """Remove the control groups of this host's runs that are over; returns their stream ids."""
+    active = Stream.objects.filter(host=name, status__in=Stream.ACTIVE).values_list("pk", flat=True)
+    return confinement.sweep(set(active))
 
 
 class NetworkMeter:
@@ -75,10 +88,14 @@ class HostHeartbeat(threading.Thread):
     def run(self):
         failing = False
         network = NetworkMeter()
+        beats = 0
         while not self.stopped.wait(self.interval):
+            beats += 1
             try:
                 close_old_connections()
                 heartbeat_host(self.host, self.capacity, net_mbps=network.mbps())
+                if beats % GROUP_SWEEP_BEATS == 0:  # runs a lost worker left that were ended since
+                    sweep_groups(self.host)
             except DatabaseError as exc:  # the database may be away for a while; keep trying
                 if not failing:
                     log.warning("host heartbeat of %s failing: %s", self.host, exc)

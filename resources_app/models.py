@@ -42,6 +42,9 @@ class EncodeHost(models.Model):
     cpu_percent = models.FloatField(null=True, blank=True)
     memory_percent = models.FloatField(null=True, blank=True)
     net_mbps = models.FloatField(null=True, blank=True, help_text="bytes sent and received, Mbit/s")
+    # Whether its worker holds each channel to its resource_limits (control groups), and how or why not.
+    limits_enforced = models.BooleanField(null=True, blank=True)
+    limits_note = models.CharField(max_length=300, blank=True, default="")
 
     objects = EncodeHostQuerySet.as_manager()
 

@@ -4,7 +4,9 @@ from rest_framework import serializers as s
 
 class ResourceStatus(s.Serializer):
     hosts = s.ListField(child=s.DictField(), help_text="per host: state, live, labels, channels, and "
-                                                         "capacity/reserved/used of cpu, memory_mb, bandwidth_mbps")
+                                                         "capacity/reserved/used of cpu, memory_mb, bandwidth_mbps; "
+                                                         "limits_enforced and limits_note: whether its worker "
+                                                         "holds each channel to its resource_limits")
     totals = s.DictField()
 
 

@@ -48,7 +48,8 @@ def resource_status():
         row = {"name": host.name, "state": host.state, "live": host.pk in live,
                "labels": host.labels or [], "max_channels": host.capacity,
                "channels": sorted(channels_by_host.get(host.pk, [])),
-               "last_heartbeat": host.last_heartbeat}
+               "last_heartbeat": host.last_heartbeat,
+               "limits_enforced": host.limits_enforced, "limits_note": host.limits_note}
         for field, key in names.items():
             row[key] = {"capacity": capacity[field], "reserved": round(held.get(field) or 0, 2),
                         "used": used[field]}

@@ -5,6 +5,7 @@ The defaults run everything on one machine (SQLite under ./var, Redis on 127.0.0
 """
 import ipaddress
 import os
+import re
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -57,6 +58,18 @@ RETROVUE_HOST_CAPACITY = env_int("RETROVUE_HOST_CAPACITY", 8)
 # This host's network bandwidth for reservations (Mbit/s) and what it offers (e.g. "nvenc").
 RETROVUE_HOST_BANDWIDTH_MBPS = env_float("RETROVUE_HOST_BANDWIDTH_MBPS", 1000)
 RETROVUE_HOST_LABELS = [label for label in env_str("RETROVUE_HOST_LABELS", "").split(",") if label.strip()]
+# Each channel's processes are held to its resource_limits by a control group of their own
+# (resources_app/confinement.py): "enforce" where the host's cgroups are writable, "off" to run
+# them unconfined. Groups go under RETROVUE_CGROUP_BASE in each cgroup hierarchy.
+RETROVUE_RESOURCE_LIMITS = env_str("RETROVUE_RESOURCE_LIMITS", "enforce")
+if RETROVUE_RESOURCE_LIMITS not in ("enforce", "off"):
+    raise ImproperlyConfigured(f"RETROVUE_RESOURCE_LIMITS is '{RETROVUE_RESOURCE_LIMITS}'; use enforce or off")
+# A channel's CPU cap is its max_cpu_percent but never below this (percent of one core): starting
+# a segment's reader is a burst of CPU that a tighter cap turns into a late segment.
+RETROVUE_MIN_CPU_CAP_PERCENT = env_float("RETROVUE_MIN_CPU_CAP_PERCENT", 25.0)
+RETROVUE_CGROUP_BASE = env_str("RETROVUE_CGROUP_BASE", "retrovue")
+if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", RETROVUE_CGROUP_BASE) or ".." in RETROVUE_CGROUP_BASE:
+    raise ImproperlyConfigured("RETROVUE_CGROUP_BASE must be a relative path of [A-Za-z0-9_.-] names")
 # spread: least loaded host that fits; pack: fullest host that fits (keeps whole hosts free).
 RETROVUE_PLACEMENT_STRATEGY = env_str("RETROVUE_PLACEMENT_STRATEGY", "spread")
 if RETROVUE_PLACEMENT_STRATEGY not in ("spread", "pack"):

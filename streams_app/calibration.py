@@ -2,17 +2,21 @@
 
 Each profile runs the real playout engine (pacer, readers and output stage with its UDP and HLS
 outputs) for a while on a clip in the copy profile's format, sending to a loopback port nobody
-listens on. The kernel's own accounting of the finished children (CPU time of the output stage
-and of every decoder or reader) gives CPU seconds per second of air, in percent of one core;
-the summed resident memory of the run's processes, sampled as it airs, gives the peak in MB.
+listens on, inside the confinement a channel of the profile gets (a control group holding it to
+the profile's reservation, where the host enforces limits). The kernel's own accounting of the
+finished children (CPU time of the output stage and of every decoder or reader) gives CPU seconds
+per second of air, in percent of one core; the summed resident memory of the run's processes,
+sampled as it airs, gives the peak in MB; the time the group's CPU cap held it back says the
+reservation is too small for this host (the CPU figure is then a floor).
 """
+import os
 import collections
 import resource
 import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from django.utils import timezone
 from channels_app import timeline
 from channels_app.profiles import PROFILE_RESOURCES, merged_sections
 from channels_app.validation import validate_config
+from resources_app.confinement import group_named
 from resources_app.models import ProfileCost
 
 from .playout import CopyMode, Pacer, TranscodeMode
@@ -42,6 +47,7 @@ class Cost:
     seconds: float
     reserved_cpu_percent: float
     reserved_memory_mb: float
+    throttled_s: float | None  # held back by the reservation's CPU cap (None: not confined here)
 
 
 class ClipFeed:
@@ -78,13 +84,17 @@ def _rss(proc):
 def measure(profile, seconds, work_dir):
     """The cost of one channel of `profile` over `seconds` of real-time air."""
     source = slate_clip(_plan("copy", work_dir))  # H.264/AAC 720p: what a copy channel passes through
-    plan = _plan(profile, work_dir)
+    reserved = PROFILE_RESOURCES[profile]
+    group = group_named(f"calibration-{profile}-{os.getpid()}")
+    if group:
+        group.apply(reserved["max_cpu_percent"], reserved["max_memory_mb"])
+    plan = replace(_plan(profile, work_dir), cgroup_procs=group.procs if group else ())
     mode = (CopyMode if plan.copy else TranscodeMode)(plan)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     run = mode.spawn_output(lambda argv, pass_fds=(): FFmpegRun(
         argv, str(plan.channel_dir), collections.deque(maxlen=20), threading.Event(),
-        stdin=subprocess.PIPE, pass_fds=pass_fds))
+        stdin=subprocess.PIPE, pass_fds=pass_fds, join=plan.cgroup_procs))
     run.feeder = Pacer(mode, ClipFeed(str(source), seconds + 5), origin=timezone.now())
     run.feeder.start()
     peak = 0
@@ -96,12 +106,15 @@ def measure(profile, seconds, work_dir):
                 raise RuntimeError(f"the output stage exited with {run.exit_code()}: {run.error_tail()}")
     finally:
         run.stop()
+        throttled = group.stats()["cpu_throttled_s"] if group else None
+        if group:
+            group.remove()
     elapsed = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    reserved = PROFILE_RESOURCES[profile]
     return Cost(profile, round(cpu_seconds / elapsed * 100, 1), round(peak / 2**20, 1), round(elapsed, 2),
-                reserved["max_cpu_percent"], reserved["max_memory_mb"])
+                reserved["max_cpu_percent"], reserved["max_memory_mb"],
+                None if throttled is None else round(throttled, 2))
 
 
 def calibrate(profiles=None, seconds=5.0, save=True, host=None):

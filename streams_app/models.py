@@ -76,6 +76,7 @@ class Alert(models.Model):
         OVER_RESERVATION = "OVER_RESERVATION", "using more than its reservation"
         SOURCE_FAILED = "SOURCE_FAILED", "a source cannot be read (the slate airs instead)"
         OUTPUT_FAILED = "OUTPUT_FAILED", "an output leg is failing (e.g. HLS on a full disk)"
+        OOM = "OOM", "a process was killed by its channel's memory limit"
 
     class Severity(models.TextChoices):
         WARNING = "WARNING"

@@ -42,7 +42,8 @@ def health_verdict(stream_status, metrics, lease_age_s, resource_limits, drop_ba
         return "UNKNOWN", [f"no heartbeat for {lease_age_s:.1f}s: its host may be lost or frozen"]
     if stream_status == Stream.Status.STARTING:
         return "DEGRADED", ["starting"]
-    reasons = [_slow(metrics.get("speed")), _dropping(metrics.get("drop_frames"), drop_baseline),
+    reasons = [_slow(metrics.get("speed"), metrics.get("throttled_ms"), metrics.get("cpu_limit_percent")),
+               _dropping(metrics.get("drop_frames"), drop_baseline),
                metrics.get("output_problem") and f"HLS output failing: {metrics['output_problem']}"]
     reasons += [f"{key} {metrics[key]:g}{unit} over its limit {limit:g}{unit}"
                 for key, limit_key, unit in LIMITS
@@ -51,10 +52,16 @@ def health_verdict(stream_status, metrics, lease_age_s, resource_limits, drop_ba
     return ("DEGRADED" if reasons else "HEALTHY"), reasons
 
 
-def _slow(speed):
+def _slow(speed, throttled_ms=None, cpu_limit=None):
+    """Below real time, and why when its own CPU cap held it back in the last beat."""
     if speed is None:
         return "no speed reported"
-    return f"speed {speed}x below real time" if speed < REAL_TIME else None
+    if speed >= REAL_TIME:
+        return None
+    if throttled_ms:
+        return (f"speed {speed}x below real time: held back by its own CPU cap of {cpu_limit:g}% "
+                f"({throttled_ms} ms throttled in the last beat)")
+    return f"speed {speed}x below real time"
 
 
 def _dropping(drop_frames, drop_baseline):

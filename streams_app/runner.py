@@ -21,7 +21,7 @@ ABORTING = ("Error initializing output stream", "Error while opening encoder", "
 
 
 class FFmpegRun:
-    def __init__(self, argv, cwd, errors, wake, stdin=subprocess.DEVNULL, pass_fds=()):
+    def __init__(self, argv, cwd, errors, wake, stdin=subprocess.DEVNULL, pass_fds=(), join=()):
         self.errors = errors  # shared rolling log: it outlives restarts
         self.wake = wake
         self.feeder = None  # the playout engine's pacer writing into this process, stopped with it
@@ -30,7 +30,7 @@ class FFmpegRun:
         self.aborted = False  # it said one of ABORTING: treat it as exited
         self.started_at = time.monotonic()
         self.last_advance_at = self.started_at
-        self.proc = process.spawn(argv, cwd=cwd, stdin=stdin, pass_fds=pass_fds)
+        self.proc = process.spawn(argv, cwd=cwd, stdin=stdin, pass_fds=pass_fds, join=join)
         self.pid = self.proc.pid
         self.ps = psutil.Process(self.pid)
         self.cpu_mark = (time.monotonic(), 0.0)  # (when, CPU seconds of every process) at the last health

@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from channels_app.models import Channel
 from resources_app.allocations import release_run
+from resources_app.confinement import run_group
+from resources_app.requirements import channel_need
 
 from . import playout
 from .alerts import clear_alert, raise_alert
@@ -115,6 +117,8 @@ class Supervisor:
         self.lease = Lease(until=-math.inf)  # held from the claim on, renewed by heartbeats
         self.fenced_at = None  # (why, when its output stopped) once its lease lapsed
         self.output_problem = None  # why an output leg is failing, while it is
+        self.group = None  # the run's control group (None: this host runs channels unconfined)
+        self.last_oom_at = None
         # How far the channel's HLS numbering got in its runs before this one, on any host.
         earlier = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation) \
             .order_by("-generation").values_list("health_metrics", flat=True).first()
@@ -179,6 +183,9 @@ class Supervisor:
         self.lease.renewed(claimed_at)
         if self.await_predecessor() and not self.renew():
             return self.FENCED
+        self.group = run_group(self.stream.pk)
+        if self.group:
+            self.group.remove()  # a group under this run's id can only be a stale one
         self.start_ffmpeg()
         return None
 
@@ -202,7 +209,7 @@ class Supervisor:
         self.restart_at = None
         self.refresh_plan()
         start = begin_output(self.plan.hls_dir, self.hls_reached, fresh=self.ffmpeg is None)
-        self.plan = replace(self.plan, hls_start=start)
+        self.plan = replace(self.plan, hls_start=start, cgroup_procs=self.confine())
         run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease)
         self.ffmpeg = run
         self.reported_running = False
@@ -217,16 +224,27 @@ class Supervisor:
             self.policy = channel.config.failover()
         self.plan.write_slate_text()
 
+    def confine(self):
+        """Hold the run's control group to what the channel reserves now (a restart applies a
+        changed reservation); the files its processes join. While the database is away the
+        limits set last stay."""
+        if self.group is None:
+            return ()
+        need = self.db_write(channel_need, self.channel)
+        if need is not None:
+            self.group.apply(need.cpu_percent, need.memory_mb, first=not self.ever_ran)
+        return self.group.procs
+
     def spawn_output(self, argv, pass_fds=()):
         self.argv = argv
         return FFmpegRun(argv, str(self.plan.channel_dir), self.errors, self.wake, stdin=subprocess.PIPE,
-                         pass_fds=pass_fds)
+                         pass_fds=pass_fds, join=self.plan.cgroup_procs)
 
     def on_exit(self):
         """FFmpeg died (or gave up and is dying): fail if this run never got going, else restart
         it per the policy."""
         code = self.ffmpeg.stop()  # reaps it and drains stderr, so the reason holds its last words
-        reason = self.ffmpeg.error_tail() or f"ffmpeg exited with code {code}"
+        reason = self.check_memory_kills() or self.ffmpeg.error_tail() or f"ffmpeg exited with code {code}"
         if not self.ever_ran:
             self.failure_reason = f"ffmpeg could not start (exit {code}): {reason}"
             return self.FAILED
@@ -235,6 +253,7 @@ class Supervisor:
     def on_stuck(self, why):
         """Alive but not producing: kill it (SIGKILL reaches a frozen process) and restart."""
         self.ffmpeg.kill()
+        why += self.group.held_back() if self.group and self.group.limits else ""
         self.db_write(raise_alert, Alert.Kind.STALL, f"{self.channel}: {why}",
                       channel_id=self.channel.pk, severity=Alert.Severity.WARNING)
         if not self.ever_ran:
@@ -353,6 +372,8 @@ class Supervisor:
         if wrote is None:
             return  # retried at the next step
         self.ever_ran = self.reported_running = True
+        if self.group and self.group.limits:
+            self.group.settle()  # on air: its own CPU cap from now on
         self.db_write(self.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,
                       status_reason="")
         self.db_write(clear_alert, Alert.Kind.STALL, channel_id=self.channel.pk)
@@ -383,6 +404,7 @@ class Supervisor:
         health = self.ffmpeg.health() if self.restart_at is None else {}
         if health:
             self.read_output(health)
+            self.read_confinement(health)
         self.sample(health)
         close_old_connections()
         written = {"health_metrics": health, "error_log": list(self.errors)}
@@ -439,9 +461,39 @@ class Supervisor:
             self.db_write(clear_alert, Alert.Kind.OUTPUT_FAILED, channel_id=self.channel.pk)
         self.output_problem = problem
 
+    def read_confinement(self, health):
+        """What the kernel counted in the run's control group (confinement.RunGroup.report): the
+        verdict names its own CPU cap when that made it slow; an OOM alert clears a restart
+        window after the last kill."""
+        if self.group is None or self.group.limits is None:
+            return
+        health.update(self.group.report())
+        self.check_memory_kills()
+        if self.last_oom_at is not None and self.clock() - self.last_oom_at > settings.RETROVUE_RESTART_WINDOW_SECONDS:
+            self.last_oom_at = None
+            self.db_write(clear_alert, Alert.Kind.OOM, channel_id=self.channel.pk)
+
+    def check_memory_kills(self):
+        """The kernel killed a process of this run for its memory limit: raise OOM (with the
+        limit and the peak) and note it in the run's log; returns the reason."""
+        reason = self.group and self.group.limits and self.group.new_kill()
+        if not reason:
+            return None
+        self.last_oom_at = self.clock()
+        self.errors.append({"at": timezone.now().isoformat(), "line": reason})
+        log.warning("%s: %s", self.channel, reason)
+        self.db_write(raise_alert, Alert.Kind.OOM, f"{self.channel}: {reason}", channel_id=self.channel.pk,
+                      severity=Alert.Severity.CRITICAL, value=self.group.stats()["memory_peak_mb"],
+                      threshold=self.group.limits[1])
+        return reason
+
     def finish(self, outcome):
-        """Stop FFmpeg, then record how the run ended (only where the run is still ours)."""
+        """Stop FFmpeg, then record how the run ended (only where the run is still ours); its
+        control group goes with it."""
         code = self.ffmpeg.stop() if self.ffmpeg else None
+        self.check_memory_kills()
+        if self.group:
+            self.group.remove()
         reason, stopped_at = self.fenced_at or ("superseded", timezone.now())
         final = {"ended_at": stopped_at, "exit_code": code, "error_log": list(self.errors)}
         if outcome == self.FAILED:

@@ -64,9 +64,9 @@ class Worker:
         return self.proc.returncode
 
 
-def start_worker(host, db_url=None):
+def start_worker(host, db_url=None, **settings_env):
     env = {**os.environ, "DATABASE_URL": db_url or database_url(settings.DATABASES["default"]),
-           "RETROVUE_HOST": host}
+           "RETROVUE_HOST": host, **settings_env}
     return Worker(host, env)
 
 
@@ -74,12 +74,13 @@ def start_worker(host, db_url=None):
 def other_host(live_host):
     """Start another worker as the only host taking channels (test-a drains meanwhile).
 
-    Call it with a host name (and optionally the database URL the worker should use)."""
+    Call it with a host name (and optionally the database URL the worker should use, and
+    settings for its environment)."""
     started = []
 
-    def start(host, db_url=None):
+    def start(host, db_url=None, **settings_env):
         EncodeHost.objects.filter(name=live_host.host).update(state=EncodeHost.State.DRAINING)
-        worker = start_worker(host, db_url)
+        worker = start_worker(host, db_url, **settings_env)
         started.append(worker)
         wait_for(lambda: EncodeHost.objects.live().filter(name=host).exists(), timeout=30,
                  what=f"{host} online")

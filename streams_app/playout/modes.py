@@ -92,7 +92,7 @@ class SourceProcess:
         self.own_fds = own_fds  # our ends of its other pipes, closed with it
         self.closing = threading.Lock()
         # Readers run ahead of air time: the output stage goes first.
-        self.proc = process.spawn(argv, pass_fds=pass_fds, text=False, niceness=5)
+        self.proc = process.spawn(argv, pass_fds=pass_fds, text=False, niceness=5, join=mode.plan.cgroup_procs)
         self.ps = psutil.Process(self.proc.pid)  # one handle for every heartbeat that counts it
         self.fd = self.proc.stdout.fileno()
         enlarge(self.fd, 1 << 20)

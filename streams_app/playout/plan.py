@@ -62,6 +62,7 @@ class ChannelPlan:
     udp_ttl: int = 16
     hls_list_size: int = 6
     hls_start: int = 0  # the media sequence number of the run's first HLS segment
+    cgroup_procs: tuple = ()  # the control groups every process of the run joins (confinement.py)
 
     @property
     def stream(self):

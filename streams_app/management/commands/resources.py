@@ -121,7 +121,13 @@ class Command(ServiceCommand):
             raise ConfigError({"seconds": ["must be within 1..120"]})
         costs = calibration.calibrate(profile, seconds, save=not no_save)
         rows = [cost.__dict__ for cost in costs]
-        text = "\n".join([f"{'profile':<8}{'CPU %core':>10}{'reserved':>10}{'memory MB':>11}{'reserved':>10}"]
+        text = "\n".join([f"{'profile':<8}{'CPU %core':>10}{'reserved':>10}{'memory MB':>11}{'reserved':>10}"
+                          f"{'throttled s':>13}"]
                          + [f"{c.profile:<8}{c.cpu_percent:>10g}{c.reserved_cpu_percent:>10g}"
-                            f"{c.memory_mb:>11g}{c.reserved_memory_mb:>10g}" for c in costs])
+                            f"{c.memory_mb:>11g}{c.reserved_memory_mb:>10g}"
+                            f"{'unconfined' if c.throttled_s is None else format(c.throttled_s, 'g'):>13}"
+                            for c in costs])
+        if any(c.throttled_s for c in costs):
+            text += ("\nthrottled: the reservation's CPU cap held the profile back here; its CPU figure is "
+                     "a floor, reserve more")
         self.emit(rows, json, text)
