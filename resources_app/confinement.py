@@ -5,7 +5,7 @@ runaway encode from starving its neighbours. Every process of a run (output stag
 readers) joins the run's group between fork and exec, so nothing escapes it; its CPU is capped at
 `max_cpu_percent` of one core (a CFS quota, the unit reservations count in; never below
 RETROVUE_MIN_CPU_CAP_PERCENT, as each reader's start is a burst of CPU that a tighter cap turns
-into a late segment; up to a core until a run's first output) and weighted by it,
+into a late segment; up to a core from a start until its first output) and weighted by it,
 and its memory at `max_memory_mb` with no swap, so an out-of-memory kill stays inside the channel.
 
 A run's group is `<hierarchy>/<RETROVUE_CGROUP_BASE>/<host>/run-<stream id>` in every hierarchy
@@ -26,7 +26,10 @@ from django.conf import settings
 
 log = logging.getLogger("retrovue.confinement")
 
-CPU_PERIOD_US = 100_000
+# The cap holds per half second rather than per 100 ms (the kernel's default): a reader starting
+# or a large keyframe is a burst of CPU that would otherwise hold the whole channel's output back
+# within the period, while a run over its cap is held to at most 1.05 times it over any 10 s.
+CPU_PERIOD_US = 500_000
 MIN_CPU_QUOTA_US = 1_000  # the kernel's floor
 START_CPU_PERCENT = 100  # what a run may use until its first output (then its own cap)
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory")
@@ -45,12 +48,6 @@ class Support:
 
 def _write(path, value):
     Path(path).write_text(str(value))
-
-
-def _write_if_there(path, value):
-    """A knob older kernels lack (CPU burst came with 5.14)."""
-    if Path(path).exists():
-        _write(path, value)
 
 
 def _read(path):
@@ -152,11 +149,12 @@ class RunGroup:
         """The files a process joins the group through (written by spawn, in the child)."""
         return tuple(str(folder / "cgroup.procs") for folder in self.folders)
 
-    def apply(self, cpu_percent, memory_mb, first=False):
+    def apply(self, cpu_percent, memory_mb, allowance=True):
         """Create the group if needed and set its limits (at each start: a restart applies the
-        channel's configuration as it is then). At a run's `first` start, CPU may reach
-        START_CPU_PERCENT until `settle`: that start is on the path to a viewer's first bytes
-        (a restart is not: one that stalled under its cap would get a core each time)."""
+        channel's configuration as it is then). With the start `allowance`, CPU may reach
+        START_CPU_PERCENT until `settle`: a start is on the path to a viewer's first bytes, a
+        crash's recovery too (none for a run that stalled under its cap: it would get a core
+        at each restart)."""
         for folder in self.folders:
             folder.mkdir(exist_ok=True)
         cpu_percent = max(float(cpu_percent), settings.RETROVUE_MIN_CPU_CAP_PERCENT)
@@ -165,30 +163,25 @@ class RunGroup:
         if self.version == 2:
             _write(cpu / "cpu.weight", min(10_000, max(1, round(cpu_percent))))
             _write(mem / "memory.max", memory)
-            _write_if_there(mem / "memory.swap.max", 0)
+            if (mem / "memory.swap.max").exists():  # absent where swap accounting is off
+                _write(mem / "memory.swap.max", 0)
         else:
             _write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
             _write(cpu / "cpu.shares", max(2, round(1024 * cpu_percent / 100)))
             self._limit_v1_memory(mem, memory)
         self.limits = (cpu_percent, int(memory_mb))
-        self._cap_cpu(max(cpu_percent, START_CPU_PERCENT) if first else cpu_percent)
+        self._cap_cpu(max(cpu_percent, START_CPU_PERCENT) if allowance else cpu_percent)
 
     def settle(self):
         """The run is on air: from now on its own CPU cap holds."""
         self._cap_cpu(self.limits[0])
 
     def _cap_cpu(self, percent):
-        """Quota per period, with a period's worth of unused quota kept for bursts; the burst may
-        never exceed the quota, so it is lowered first and set again after."""
         quota = max(MIN_CPU_QUOTA_US, round(CPU_PERIOD_US * percent / 100))
-        cpu = self.dirs["cpu"]
-        burst = cpu / ("cpu.max.burst" if self.version == 2 else "cpu.cfs_burst_us")
-        _write_if_there(burst, 0)
         if self.version == 2:
-            _write(cpu / "cpu.max", f"{quota} {CPU_PERIOD_US}")
+            _write(self.dirs["cpu"] / "cpu.max", f"{quota} {CPU_PERIOD_US}")
         else:
-            _write(cpu / "cpu.cfs_quota_us", quota)
-        _write_if_there(burst, quota)
+            _write(self.dirs["cpu"] / "cpu.cfs_quota_us", quota)
 
     @staticmethod
     def _limit_v1_memory(mem, memory):

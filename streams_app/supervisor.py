@@ -118,6 +118,7 @@ class Supervisor:
         self.fenced_at = None  # (why, when its output stopped) once its lease lapsed
         self.output_problem = None  # why an output leg is failing, while it is
         self.group = None  # the run's control group (None: this host runs channels unconfined)
+        self.stalled_under_cap = False  # then its restarts get no start allowance (confinement.apply)
         self.last_oom_at = None
         # How far the channel's HLS numbering got in its runs before this one, on any host.
         earlier = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation) \
@@ -232,7 +233,7 @@ class Supervisor:
             return ()
         need = self.db_write(channel_need, self.channel)
         if need is not None:
-            self.group.apply(need.cpu_percent, need.memory_mb, first=not self.ever_ran)
+            self.group.apply(need.cpu_percent, need.memory_mb, allowance=not self.stalled_under_cap)
         return self.group.procs
 
     def spawn_output(self, argv, pass_fds=()):
@@ -253,7 +254,8 @@ class Supervisor:
     def on_stuck(self, why):
         """Alive but not producing: kill it (SIGKILL reaches a frozen process) and restart."""
         self.ffmpeg.kill()
-        why += self.group.held_back() if self.group and self.group.limits else ""
+        if self.group and self.group.limits and (held_back := self.group.held_back()):
+            why, self.stalled_under_cap = why + held_back, True
         self.db_write(raise_alert, Alert.Kind.STALL, f"{self.channel}: {why}",
                       channel_id=self.channel.pk, severity=Alert.Severity.WARNING)
         if not self.ever_ran:
@@ -365,6 +367,8 @@ class Supervisor:
         return result
 
     def mark_running(self):
+        if self.group and self.group.limits:
+            self.group.settle()  # on air: its own CPU cap from now on
         now = timezone.now()
         wrote = self.db_write(self.cas_stream, status__in=[Stream.Status.STARTING],
                               status=Stream.Status.RUNNING, heartbeat_at=now, status_reason="",
@@ -372,8 +376,6 @@ class Supervisor:
         if wrote is None:
             return  # retried at the next step
         self.ever_ran = self.reported_running = True
-        if self.group and self.group.limits:
-            self.group.settle()  # on air: its own CPU cap from now on
         self.db_write(self.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,
                       status_reason="")
         self.db_write(clear_alert, Alert.Kind.STALL, channel_id=self.channel.pk)
