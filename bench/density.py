@@ -110,7 +110,7 @@ def start_channels(clip, first, last, latencies=None):
     """Create and start channels first..last; returns the numbers admission control refused.
     With `latencies`, each start is waited for (RUNNING) and its seconds appended."""
     from channels_app import services
-    from retrovue.errors import DoesNotFit
+    from retrovue.errors import DoesNotFit, NoCapacity
     from streams_app import lifecycle
 
     refused = []
@@ -122,7 +122,9 @@ def start_channels(clip, first, last, latencies=None):
         asked = time.monotonic()
         try:
             lifecycle.start_channel(channel)
-        except DoesNotFit:
+        except (DoesNotFit, NoCapacity) as refusal:  # NoCapacity: the host's heartbeat came late
+            if isinstance(refusal, NoCapacity):
+                print(f"  channel {number} refused: {refusal}", flush=True)
             refused.append(number)
             break
         if latencies is not None:
