@@ -9,8 +9,8 @@ per second of air, in percent of one core; the summed resident memory of the run
 sampled as it airs, gives the peak in MB; the time the group's CPU cap held it back says the
 reservation is too small for this host (the CPU figure is then a floor).
 """
-import os
 import collections
+import os
 import resource
 import subprocess
 import tempfile
@@ -97,10 +97,13 @@ def measure(profile, seconds, work_dir):
         stdin=subprocess.PIPE, pass_fds=pass_fds, join=plan.cgroup_procs))
     run.feeder = Pacer(mode, ClipFeed(str(source), seconds + 5), origin=timezone.now())
     run.feeder.start()
-    peak = 0
+    peak, on_air = 0, False
     try:
         while time.monotonic() - started < seconds:
             time.sleep(SAMPLE_SECONDS)
+            if group and run.producing and not on_air:
+                on_air = True
+                group.settle()  # as the supervisor does: the start allowance ends at the first output
             peak = max(peak, sum(_rss(proc) for proc in run.processes()))  # as health counts them
             if run.exit_code() is not None:
                 raise RuntimeError(f"the output stage exited with {run.exit_code()}: {run.error_tail()}")
