@@ -216,10 +216,9 @@ class RunGroup:
         return {"cpu_used_s": used, "cpu_throttled_s": throttled, "throttled_periods": cpu.get("nr_throttled", 0),
                 "memory_peak_mb": round(int(peak) / 2**20, 1) if peak.isdigit() else None, "oom_kills": ooms}
 
-    def report(self):
-        """The run's health fields: its limits, CPU time its cap held it back (in all, and since
-        the last report), memory peak and out-of-memory kills."""
-        counted = self.stats()
+    def report(self, counted):
+        """The run's health fields from `stats()`: its limits, CPU time its cap held it back (in
+        all, and since the last report), memory peak and out-of-memory kills."""
         since, self.throttled_mark = counted["cpu_throttled_s"] - self.throttled_mark, counted["cpu_throttled_s"]
         return {"cpu_limit_percent": self.limits[0], "memory_limit_mb": self.limits[1],
                 "cpu_throttled_s": round(counted["cpu_throttled_s"], 3), "throttled_ms": round(since * 1000),
@@ -231,9 +230,8 @@ class RunGroup:
         return f" (held back by its own CPU cap of {self.limits[0]:g}%: {throttled:.1f}s throttled)" \
             if throttled > 0 else ""
 
-    def new_kill(self):
-        """Out-of-memory kills in the group not reported yet, as the reason to report (None if none)."""
-        counted = self.stats()
+    def new_kill(self, counted):
+        """Out-of-memory kills in `stats()` not reported yet, as the reason to report (None if none)."""
         if counted["oom_kills"] <= self.kills_seen:
             return None
         self.kills_seen, peak = counted["oom_kills"], counted["memory_peak_mb"]

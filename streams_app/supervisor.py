@@ -469,23 +469,27 @@ class Supervisor:
         window after the last kill."""
         if self.group is None or self.group.limits is None:
             return
-        health.update(self.group.report())
-        self.check_memory_kills()
+        counted = self.group.stats()  # one read of the group's files a beat
+        health.update(self.group.report(counted))
+        self.check_memory_kills(counted)
         if self.last_oom_at is not None and self.clock() - self.last_oom_at > settings.RETROVUE_RESTART_WINDOW_SECONDS:
             self.last_oom_at = None
             self.db_write(clear_alert, Alert.Kind.OOM, channel_id=self.channel.pk)
 
-    def check_memory_kills(self):
+    def check_memory_kills(self, counted=None):
         """The kernel killed a process of this run for its memory limit: raise OOM (with the
         limit and the peak) and note it in the run's log; returns the reason."""
-        reason = self.group and self.group.limits and self.group.new_kill()
+        if not (self.group and self.group.limits):
+            return None
+        counted = counted or self.group.stats()
+        reason = self.group.new_kill(counted)
         if not reason:
             return None
         self.last_oom_at = self.clock()
         self.errors.append({"at": timezone.now().isoformat(), "line": reason})
         log.warning("%s: %s", self.channel, reason)
         self.db_write(raise_alert, Alert.Kind.OOM, f"{self.channel}: {reason}", channel_id=self.channel.pk,
-                      severity=Alert.Severity.CRITICAL, value=self.group.stats()["memory_peak_mb"],
+                      severity=Alert.Severity.CRITICAL, value=counted["memory_peak_mb"],
                       threshold=self.group.limits[1])
         return reason
 
