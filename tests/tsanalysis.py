@@ -186,6 +186,36 @@ def analyze(data, max_pcr_step=0.2):
     return report
 
 
+def adts_frames(data, pid):
+    """[(DTS s, AAC frames)] of each PES on an ADTS audio PID: a muxer may pack several short
+    frames into one PES (FFmpeg's rounds its minimum payload up to 170 bytes), so a gap between
+    PES timestamps is a lost frame only if the PES before it held fewer frames than the gap."""
+    found, payload, dts = [], None, None
+
+    def close():
+        if payload is None:
+            return
+        count, at = 0, 0
+        while at + 7 <= len(payload) and payload[at] == 0xFF and payload[at + 1] & 0xF0 == 0xF0:
+            count += 1 + (payload[at + 6] & 0x03)  # raw data blocks in this ADTS frame
+            at += ((payload[at + 3] & 0x03) << 11) | (payload[at + 4] << 3) | (payload[at + 5] >> 5)
+        found.append((dts, count))
+
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        packet = data[offset:offset + PACKET]
+        if (((packet[1] & 0x1F) << 8) | packet[2]) != pid or not packet[3] & 0x10:
+            continue
+        at = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
+        if packet[1] & 0x40 and packet[at:at + 3] == b"\x00\x00\x01":
+            close()
+            dts_at = at + 9 + (5 if packet[at + 7] >> 6 == 3 else 0)
+            dts, payload = _timestamp(packet, dts_at) / 90000, bytearray(packet[at + 9 + packet[at + 8]:])
+        elif payload is not None:
+            payload += packet[at:]
+    close()
+    return found
+
+
 def _table(report, pid, packet):
     """Keep a PSI/SI section that starts and ends in this packet, if its CRC is right."""
     at = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
