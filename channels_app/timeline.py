@@ -42,7 +42,7 @@ class Filler:
 class Segment:
     start: datetime
     end: datetime
-    kind: str  # "program", "filler" or "slate"
+    kind: str  # "program", "filler", "slate" or (an operator's) "switch"
     source: str | None
     in_point: float
     title: str = ""

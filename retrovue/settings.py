@@ -9,6 +9,7 @@ import re
 import socket
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
@@ -107,10 +108,32 @@ RETROVUE_FAILED_RETRY_SECONDS = env_float("RETROVUE_FAILED_RETRY_SECONDS", 60.0)
 # Metrics history: one sample per stream this often, kept this long.
 RETROVUE_METRICS_SAMPLE_SECONDS = env_float("RETROVUE_METRICS_SAMPLE_SECONDS", 10.0)
 RETROVUE_METRICS_RETENTION_HOURS = env_float("RETROVUE_METRICS_RETENTION_HOURS", 24.0)
+# The as-run log (what aired, written by the engine) is kept this long.
+RETROVUE_ASRUN_RETENTION_DAYS = env_float("RETROVUE_ASRUN_RETENTION_DAYS", 90.0)
 # Alert thresholds (the product's monitoring config): percent of a limit, error lines a minute.
 RETROVUE_ALERT_CPU_PERCENT = env_float("RETROVUE_ALERT_CPU_PERCENT", 80.0)
 RETROVUE_ALERT_MEMORY_PERCENT = env_float("RETROVUE_ALERT_MEMORY_PERCENT", 85.0)
 RETROVUE_ALERT_ERROR_RATE = env_float("RETROVUE_ALERT_ERROR_RATE", 5.0)
+# Webhooks told of every alert raised and cleared (comma-separated http(s) URLs), besides the
+# notification routes made in the admin or the API: each becomes a route with no filter.
+RETROVUE_ALERT_WEBHOOKS = [url.strip() for url in env_str("RETROVUE_ALERT_WEBHOOKS", "").split(",") if url.strip()]
+for _url in RETROVUE_ALERT_WEBHOOKS:
+    if urlsplit(_url).scheme not in ("http", "https") or not urlsplit(_url).hostname:
+        raise ImproperlyConfigured(f"RETROVUE_ALERT_WEBHOOKS: '{_url}' is not an http:// or https:// URL with a host")
+# Notification delivery: beat's pass interval, each send's timeout, tries before it is failed
+# (retries back off 10 s, 30 s, 90 s, ... up to an hour).
+RETROVUE_NOTIFY_INTERVAL_SECONDS = env_int("RETROVUE_NOTIFY_INTERVAL_SECONDS", 10)
+RETROVUE_NOTIFY_TIMEOUT_SECONDS = env_float("RETROVUE_NOTIFY_TIMEOUT_SECONDS", 5.0)
+RETROVUE_NOTIFY_MAX_ATTEMPTS = env_int("RETROVUE_NOTIFY_MAX_ATTEMPTS", 6)
+# Outgoing mail (email notification routes), Django's SMTP settings.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = RETROVUE_NOTIFY_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "retrovue@localhost")
 # When set, GET /metrics (Prometheus) requires "Authorization: Bearer <token>".
 RETROVUE_METRICS_TOKEN = env_str("RETROVUE_METRICS_TOKEN", "")
 # When set, a channel whose output is not a loopback address is refused at start (tests, demos).
@@ -138,8 +161,23 @@ RETROVUE_MAX_VIEWERS_PER_CLIENT = env_int("RETROVUE_MAX_VIEWERS_PER_CLIENT", 8)
 # Scheduled playout feeds frames this far ahead of air time: the encoder's latency, so program
 # boundaries land on the wire at their scheduled time.
 RETROVUE_PLAYOUT_LEAD_SECONDS = env_float("RETROVUE_PLAYOUT_LEAD_SECONDS", 0.08)
-# When set, the IPTV surface (/iptv/..., HDHomeRun endpoints) requires "?token=<token>".
+# When set, the IPTV surface (/iptv/..., HDHomeRun endpoints) requires the token: in the path
+# (/iptv/t/<token>/..., what generated URLs carry) or as "?token=<token>". URL-safe characters only.
 RETROVUE_IPTV_TOKEN = env_str("RETROVUE_IPTV_TOKEN", "")
+if not re.fullmatch(r"[A-Za-z0-9_.~-]*", RETROVUE_IPTV_TOKEN):
+    raise ImproperlyConfigured("RETROVUE_IPTV_TOKEN may hold only letters, digits and _.~- (it rides in URL paths)")
+# The HDHomeRun tuner: how many streams clients may open at once (0: one per channel, at least 1).
+RETROVUE_TUNER_COUNT = env_int("RETROVUE_TUNER_COUNT", 0)
+# `manage.py discovery` (HDHomeRun discovery on UDP, SSDP) answers on these, and advertises the web
+# server at RETROVUE_PUBLIC_URL (empty: http://<this host's address toward the client>:RETROVUE_WEB_PORT).
+RETROVUE_DISCOVERY_BIND = env_str("RETROVUE_DISCOVERY_BIND", "0.0.0.0")
+RETROVUE_HDHR_DISCOVER_PORT = env_int("RETROVUE_HDHR_DISCOVER_PORT", 65001)
+RETROVUE_SSDP_PORT = env_int("RETROVUE_SSDP_PORT", 1900)
+RETROVUE_PUBLIC_URL = env_str("RETROVUE_PUBLIC_URL", "").rstrip("/")
+RETROVUE_WEB_PORT = env_int("RETROVUE_WEB_PORT", 8000)
+# Where SSDP NOTIFY (alive, byebye) goes, host:port. Empty: nowhere. On a real LAN set it to
+# 239.255.255.250:1900 (the SSDP group, which the process then also joins to hear M-SEARCH).
+RETROVUE_SSDP_ANNOUNCE = env_str("RETROVUE_SSDP_ANNOUNCE", "")
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -157,6 +195,7 @@ INSTALLED_APPS = [
     "axes",
     "resources_app",
     "streams_app",
+    "notifications_app",
     "channels_app",
 ]
 
@@ -189,6 +228,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "notifications_app.context_processors.open_alerts",
             ],
         },
     },
@@ -241,7 +281,7 @@ RETROVUE_TLS = env_bool("RETROVUE_TLS", False)
 if RETROVUE_TLS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^iptv/", r"^hls/", r"^discover\.json$", r"^lineup", r"^metrics$"]
+    SECURE_REDIRECT_EXEMPT = [r"^iptv/", r"^hls/", r"^discover\.json$", r"^lineup", r"^device\.xml$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("RETROVUE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
 LANGUAGE_CODE = "en-us"
@@ -283,6 +323,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for a choice set that several fields use (an alert's severity, a route's minimum)
+    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "streams_app.models.Alert.Severity"},
 }
 
 # --- Celery (every CELERY_* setting in one block) ----------------------------------------------

@@ -6,8 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from channels_app import api as channels
 from channels_app import schedule_api
+from notifications_app import api as notifications
 from resources_app import api as resources
-from streams_app import alerts_api, iptv, monitoring_api, prometheus, viewers
+from streams_app import alerts_api, asrun_api, monitoring_api, prometheus
 from streams_app import api as streams
 from streams_app.hls import hls_file
 
@@ -29,7 +30,13 @@ api = [
     path("streams/<str:ref>/restart", streams.StreamRestart.as_view()),
     path("health", monitoring_api.HealthView.as_view()),
     path("performance", monitoring_api.PerformanceView.as_view()),
+    path("availability", monitoring_api.AvailabilityView.as_view()),
     path("alerts", alerts_api.AlertList.as_view()),
+    path("notifications", notifications.NotificationList.as_view()),
+    path("notifications/routes", notifications.RouteList.as_view()),
+    path("notifications/routes/<str:ref>", notifications.RouteDetail.as_view()),
+    path("notifications/routes/<str:ref>/test", notifications.RouteTrial.as_view()),
+    path("asrun", asrun_api.AsRunList.as_view()),
     path("resources/status", resources.ResourceStatus.as_view()),
     path("resources/plan", resources.CapacityPlan.as_view()),
     path("resources/allocate", resources.Allocate.as_view()),
@@ -43,12 +50,7 @@ urlpatterns = [
     path("", include("retrovue.page_urls")),
     path("admin/", admin.site.urls),
     path("hls/<int:number>/<str:filename>", hls_file),
-    path("iptv/channels.m3u", iptv.playlist, name="iptv-playlist"),
-    path("iptv/xmltv.xml", iptv.guide, name="iptv-guide"),
-    path("iptv/channels/<int:number>.ts", viewers.channel_stream, name="iptv-stream"),
-    path("discover.json", iptv.discover, name="hdhr-discover"),
-    path("lineup.json", iptv.lineup, name="hdhr-lineup"),
-    path("lineup_status.json", iptv.lineup_status, name="hdhr-lineup-status"),
+    path("", include("streams_app.iptv_urls")),
     path("metrics", prometheus.metrics_view),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,4 +1,4 @@
-"""Stream runs and alerts in the admin: both read-only records of what the system saw.
+"""Stream runs, alerts and the as-run log in the admin: read-only records of what the system saw.
 
 Runs change only through the channel actions; alerts are raised by the system, and the one
 thing an operator does to them is clear (acknowledge) them.
@@ -6,11 +6,15 @@ thing an operator does to them is clear (acknowledge) them.
 import json
 
 from django.contrib import admin, messages
+from django.http import HttpResponse
 from django.utils.html import format_html
+
+from retrovue.record_admin import RecordAdmin
 
 from . import channel_admin  # noqa: F401  (channels, with their start/stop/restart actions)
 from .alerts import clear_alert
-from .models import Alert, Stream
+from .asrun import as_run_csv, as_run_row
+from .models import Alert, AsRunEntry, Stream
 
 
 def pretty(value):
@@ -18,7 +22,7 @@ def pretty(value):
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin):
+class StreamAdmin(RecordAdmin):
     list_display = ["channel", "host", "generation", "status", "pid", "started_at", "ended_at",
                     "exit_code", "restart_count", "heartbeat_at"]
     list_filter = ["status", "host"]
@@ -41,15 +45,6 @@ class StreamAdmin(admin.ModelAdmin):
     def command(self, stream):
         return pretty(stream.argv)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 class OpenFilter(admin.SimpleListFilter):
     title = parameter_name = "open"
@@ -64,7 +59,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(RecordAdmin):
     list_display = ["kind", "severity", "channel", "host", "message", "raised_at", "cleared_at", "open"]
     list_filter = ["kind", "severity", OpenFilter]
     list_select_related = ["channel"]
@@ -88,11 +83,20 @@ class AlertAdmin(admin.ModelAdmin):
         # The form stays read-only; clearing is the one change, under the model's change permission.
         return request.user.has_perm(f"{Alert._meta.app_label}.change_alert")
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(AsRunEntry)
+class AsRunEntryAdmin(RecordAdmin):
+    list_display = ["actual_start", "actual_end", "channel", "kind", "title", "scheduled_start", "frames",
+                    "host", "note"]
+    list_filter = ["kind", "host", "channel"]
+    list_select_related = ["channel"]
+    search_fields = ["title", "source", "note", "channel__name"]
+    date_hierarchy = "actual_start"
+    actions = ["export_csv"]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.action(description="Export selected entries as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        rows = [as_run_row(entry) for entry in queryset.select_related("channel").order_by("actual_start", "pk")]
+        response = HttpResponse(as_run_csv(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="as-run.csv"'
+        return response

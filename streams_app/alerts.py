@@ -2,13 +2,16 @@
 
 raise_alert / clear_alert are the idempotent core: at most one open alert per (kind, subject),
 where the subject is a channel (by id) or, for host alerts, a host name. Raising an alert that is
-already open refreshes it; clearing one that is not open does nothing. Both are single
-statements, safe from many processes at once.
+already open refreshes it; clearing one that is not open does nothing. Both are safe from many
+processes at once: a raise is one statement, a clear finds the open alert and clears it by id
+only while it is still open. Once a raise or a clear is committed, `alert_changed` tells the
+apps above this one (notifications) without this one knowing them; a refresh is not an event.
 
 The supervisor raises and clears STALL and RESTART_LOOP itself; evaluate_alerts (beat) raises
 and clears the threshold alerts from what supervisors and hosts last reported; find_alerts is
 the listing the API and the CLI share.
 """
+import logging
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -32,10 +36,24 @@ from .models import Alert, Stream
 
 ERROR_WINDOW = timedelta(seconds=60)
 LIST_LIMIT = 200
+log = logging.getLogger("retrovue.alerts")
+# Sent after the commit of a raise or a clear with `alert` (the Alert) and `event` (RAISED or CLEARED).
+alert_changed = Signal()
+RAISED, CLEARED = "raised", "cleared"
 
 
 def _subject(channel_id, host):
     return {"channel_id": channel_id} if channel_id else {"channel_id": None, "host": host}
+
+
+def _announce(alert, event):
+    """Send alert_changed once committed; a receiver that fails is logged, never the raiser's failure."""
+    def send():
+        for receiver, outcome in alert_changed.send_robust(sender=Alert, alert=alert, event=event):
+            if isinstance(outcome, Exception):
+                log.error("alert %s %s: receiver %s failed: %r", alert.pk, event, receiver, outcome)
+
+    transaction.on_commit(send)
 
 
 def raise_alert(kind, message, *, channel_id=None, host="", severity=Alert.Severity.WARNING,
@@ -48,16 +66,23 @@ def raise_alert(kind, message, *, channel_id=None, host="", severity=Alert.Sever
         return False
     try:
         with transaction.atomic():
-            Alert.objects.create(kind=kind, **{"host": host, **subject, **fields})
+            alert = Alert.objects.create(kind=kind, **{"host": host, **subject, **fields})
     except IntegrityError:  # raised by someone else a moment ago
         return False
+    _announce(alert, RAISED)
     return True
 
 
 def clear_alert(kind, *, channel_id=None, host=""):
     """Clear the open alert of this kind for the subject; returns True if one was open."""
-    return bool(Alert.objects.filter(kind=kind, cleared_at=None, **_subject(channel_id, host))
-                .update(cleared_at=timezone.now()))
+    alert = Alert.objects.filter(kind=kind, cleared_at=None, **_subject(channel_id, host)).first()
+    if alert is None:
+        return False
+    alert.cleared_at = timezone.now()
+    if not Alert.objects.filter(pk=alert.pk, cleared_at=None).update(cleared_at=alert.cleared_at):
+        return False  # cleared by someone else a moment ago
+    _announce(alert, CLEARED)
+    return True
 
 
 # --- threshold rules ---------------------------------------------------------------------------
@@ -247,7 +272,7 @@ def find_alerts(channel=None, kind=None, host=None, include_cleared=False, limit
     if not include_cleared:
         alerts = alerts.filter(cleared_at=None)
     if channel is not None:
-        alerts = alerts.filter(channel=_channel_filter(channel))
+        alerts = alerts.filter(channel=channel_filter(channel))
     if kind is not None:
         if kind.upper() not in Alert.Kind.values:
             raise ConfigError({"kind": [f"'{kind}' is not one of {', '.join(Alert.Kind.values)}"]})
@@ -259,7 +284,7 @@ def find_alerts(channel=None, kind=None, host=None, include_cleared=False, limit
     return list(alerts[:limit])
 
 
-def _channel_filter(ref):
+def channel_filter(ref):
     """The channel, by number or UUID; an unknown one is a bad filter value, not a missing page."""
     try:
         return get_channel(ref)

@@ -8,6 +8,7 @@ from channels_app import services
 from channels_app.forms import ChannelConfigForm, ChannelForm
 from channels_app.models import Channel, ChannelConfig
 from retrovue.errors import ConfigError, ServiceError
+from retrovue.record_admin import records_of
 
 from . import lifecycle
 from .models import Stream
@@ -121,9 +122,9 @@ class ChannelAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_deleted_objects(self, objs, request):
-        # Stream history goes with its channel, though the streams admin deletes nothing itself.
+        # Its records (runs, alerts, as-run log) go with a channel, though their admins delete nothing.
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        perms_needed.discard(Stream._meta.verbose_name)
+        perms_needed.difference_update(records_of(self.admin_site))
         return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):

@@ -4,7 +4,8 @@ without knowing its API.
 - `GET /iptv/channels.m3u`: extended M3U of every channel (tvg-id `retrovue.<number>`), its
   `url-tvg` pointing at the guide. Every channel is listed, running or not, so the lineup players
   and media servers map (favourites, DVR rules) stays put while channels stop and start; a
-  stopped channel's stream answers 503.
+  stopped channel's stream answers 503. Players that take the name after the line's last comma
+  get it whole: a comma in it is written as U+201A, which looks the same.
 - `GET /iptv/xmltv.xml`: XMLTV guide of every channel from `channel_segments`, the same
   resolution of schedules the playout uses: what airs from the last few hours (so the current
   programme keeps its real start) to a day ahead. Gaps show as one programme titled after the
@@ -17,30 +18,38 @@ without knowing its API.
   timestamps run on across them. Viewers share the pipeline; under ASGI each is a coroutine,
   never a thread the API needs, and never an FFmpeg. The body ends when the client goes or no
   segment arrives for 10 s (the channel stopped).
-- `GET /discover.json`, `/lineup.json`, `/lineup_status.json`: HDHomeRun emulation (field
+- `GET /discover.json`, `/lineup.json`, `/lineup_status.json`, `/device.xml` (UPnP) and
+  `POST /lineup.post` (a channel scan, which has nothing to do): HDHomeRun emulation (field
   names as SiliconDust's devices and Jellyfin's HdHomerun tuner host read them), so Plex and
-  Jellyfin can add RetroVue as a network tuner. TunerCount is the number of channels: viewers
-  share each channel's pipeline, so a client may watch or record every channel at once.
+  Jellyfin can add RetroVue as a network tuner; `manage.py discovery` (discovery.py) lets them
+  find it. TunerCount is RETROVUE_TUNER_COUNT, by default the number of channels: viewers share
+  each channel's pipeline, so a client may watch or record every channel at once. The lineup
+  leaves out channels stopped for good (stopped and not running): a tuner never gets a channel
+  whose stream answers 503.
 
 Access is public by default, like /hls/: players and tuner clients rarely send credentials.
-With RETROVUE_IPTV_TOKEN set, every endpoint here requires `?token=<token>` (403 otherwise)
-and every URL they generate carries it, so a player given the M3U URL needs nothing else.
+With RETROVUE_IPTV_TOKEN set, every endpoint here requires the token (403 otherwise), in the
+path (`/iptv/t/<token>/...` serves all of them) or as `?token=`. Every URL they generate uses
+the path form, so a player given one URL needs nothing else, and a client that appends its own
+query to a stream URL (Jellyfin adds `?transcode=...`) keeps the token.
 """
 import hmac
 import inspect
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
-from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from channels_app.models import Channel
 from channels_app.programming import channel_segments
@@ -51,35 +60,76 @@ log = logging.getLogger("retrovue.iptv")
 GUIDE_LOOKBACK_HOURS = 6
 GUIDE_HOURS = 24
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Where iptv_urls mounts every endpoint again under /iptv/t/<token>/.
+TOKEN_NAMESPACE = "iptv-token"
+# What the tuner says it is. Not an HDTC model: Jellyfin takes any model containing "HDTC" for a
+# transcoding tuner and asks for `?transcode=internet540` (RetroVue never transcodes per viewer),
+# so this is an HDHomeRun 5 (ATSC), whose streams are served as they are.
+MODEL_NUMBER = "HDHR5-4US"
+FIRMWARE_NAME = "hdhomerun5_atsc"
+# UDNs of this installation's tuner: a uuid5 of its device id in this namespace.
+UDN_NAMESPACE = uuid.UUID("5a0c1d36-4f4e-4b8e-9c51-7d0e7e2f1a0b")
+# Audio codecs of stream_settings as HDHomeRun lineups name them. A copy channel passes H.264
+# and AAC through (channels_app.schedules.copy_mode_errors holds its sources to them).
+AUDIO_CODEC_NAMES = {"aac": "AAC", "ac3": "AC3", "eac3": "EAC3", "mp2": "MP2", "copy": "AAC"}
 
 
-def token_refusal(request):
-    """With RETROVUE_IPTV_TOKEN set, a 403 unless `?token=` matches it."""
+def token_refusal(request, path_token=None):
+    """With RETROVUE_IPTV_TOKEN set, a 403 unless the token in the path (or else `?token=`) matches it."""
     token = settings.RETROVUE_IPTV_TOKEN
-    given = request.GET.get("token", "")
+    given = path_token if path_token is not None else request.GET.get("token", "")
     if token and not hmac.compare_digest(given.encode(), token.encode()):
-        return HttpResponseForbidden("a valid ?token= is required\n", content_type="text/plain")
+        return HttpResponseForbidden("a valid token is required\n", content_type="text/plain")
     return None
 
 
-def gated(view):
-    """GET only, behind the IPTV token; for plain and async views (the live TS view is async)."""
+def token_gated(view):
+    """Behind the IPTV token, for plain and async views (the live TS view is async). The token
+    comes as the `token` URL argument (the /iptv/t/<token>/ mount) or as `?token=`."""
     if inspect.iscoroutinefunction(view):
         @wraps(view)
-        async def check(request, *args, **kwargs):
-            return token_refusal(request) or await view(request, *args, **kwargs)
+        async def check(request, *args, token=None, **kwargs):
+            return token_refusal(request, token) or await view(request, *args, **kwargs)
     else:
         @wraps(view)
-        def check(request, *args, **kwargs):
-            return token_refusal(request) or view(request, *args, **kwargs)
-    return require_GET(check)
+        def check(request, *args, token=None, **kwargs):
+            return token_refusal(request, token) or view(request, *args, **kwargs)
+    return check
+
+
+def gated(view):
+    """GET only, behind the IPTV token."""
+    return require_GET(token_gated(view))
+
+
+def site_root(request):
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def rooted_url(root, name, **kwargs):
+    """`root` + the path of one of these endpoints; with a token set, its path that carries it."""
+    token = settings.RETROVUE_IPTV_TOKEN
+    if token:
+        return root + reverse(f"{TOKEN_NAMESPACE}:{name}", kwargs={"token": token, **kwargs})
+    return root + reverse(name, kwargs=kwargs)
 
 
 def absolute_url(request, name, **kwargs):
     """The absolute URL of one of these endpoints, carrying the access token when one is set."""
-    url = request.build_absolute_uri(reverse(name, kwargs=kwargs))
-    token = settings.RETROVUE_IPTV_TOKEN
-    return f"{url}?{urlencode({'token': token})}" if token else url
+    return rooted_url(site_root(request), name, **kwargs)
+
+
+def tuner_base_url(root):
+    """Where a tuner client finds discover.json, lineup.json and device.xml (its BaseURL)."""
+    return rooted_url(root, "hdhr-discover").removesuffix("/discover.json")
+
+
+def tuner_count():
+    return settings.RETROVUE_TUNER_COUNT or max(1, Channel.objects.count())
+
+
+def device_udn(device_id):
+    return f"uuid:{uuid.uuid5(UDN_NAMESPACE, device_id)}"
 
 
 def one_line(text):
@@ -100,8 +150,9 @@ def m3u(channels, guide_url, stream_url):
     for channel in channels:
         name = one_line(channel.name)
         quoted = name.replace('"', "'")  # attribute values cannot hold a double quote
+        shown = name.replace(",", "\u201a")  # some players read the name after the last comma
         lines += [f'#EXTINF:-1 tvg-id="{tvg_id(channel)}" tvg-name="{quoted}" tvg-chno="{channel.number}" '
-                  f'group-title="RetroVue",{name}',
+                  f'group-title="RetroVue",{shown}',
                   stream_url(channel)]
     return "\n".join(lines) + "\n"
 
@@ -181,24 +232,75 @@ def discover(request):
     return JsonResponse({
         "FriendlyName": "RetroVue",
         "Manufacturer": "Silicondust",
-        "ModelNumber": "HDTC-2US",
-        "FirmwareName": "hdhomeruntc_atsc",
+        "ModelNumber": MODEL_NUMBER,
+        "FirmwareName": FIRMWARE_NAME,
         "FirmwareVersion": "20190621",
         "DeviceID": TunerDevice.current().device_id,
         "DeviceAuth": "retrovue",
-        "BaseURL": request.build_absolute_uri("/").rstrip("/"),
+        "BaseURL": tuner_base_url(site_root(request)),
         "LineupURL": absolute_url(request, "hdhr-lineup"),
-        "TunerCount": max(1, Channel.objects.count()),
+        "TunerCount": tuner_count(),
     })
+
+
+def device_xml(device_id, base_url):
+    """The UPnP root device description SSDP's LOCATION points at."""
+    root = Element("root", xmlns="urn:schemas-upnp-org:device-1-0")
+    spec = SubElement(root, "specVersion")
+    SubElement(spec, "major").text = "1"
+    SubElement(spec, "minor").text = "0"
+    SubElement(root, "URLBase").text = base_url
+    device = SubElement(root, "device")
+    for tag, text in (("deviceType", "urn:schemas-upnp-org:device:MediaServer:1"), ("friendlyName", "RetroVue"),
+                      ("manufacturer", "Silicondust"), ("modelName", MODEL_NUMBER),
+                      ("modelNumber", MODEL_NUMBER), ("serialNumber", device_id), ("UDN", device_udn(device_id))):
+        SubElement(device, tag).text = text
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(root, encoding="unicode") + "\n"
+
+
+@gated
+def device_description(request):
+    body = device_xml(TunerDevice.current().device_id, tuner_base_url(site_root(request)))
+    return HttpResponse(body, content_type="application/xml; charset=utf-8")
+
+
+def lineup_channels():
+    """Every channel but those stopped for good (stopped and not running)."""
+    stopped = Q(desired_state=Channel.Desired.STOPPED) & ~Q(status=Channel.Status.RUNNING)
+    return Channel.objects.exclude(stopped).select_related("config")
+
+
+def video_codec_name(codec):
+    """HDHomeRun's name of what a stream_settings video_codec (or its encoder) produces."""
+    if "265" in codec or "hevc" in codec:
+        return "HEVC"
+    return "MPEG2" if codec == "mpeg2video" else "H264"  # copy passes H.264 through
+
+
+def lineup_entry(channel, url):
+    config = getattr(channel, "config", None)
+    stream = config.stream_settings if config else {}
+    height = int(stream.get("resolution", "0x0").split("x")[1])
+    return {"GuideNumber": str(channel.number), "GuideName": channel.name,
+            "VideoCodec": video_codec_name(stream.get("video_codec", "h264")),
+            "AudioCodec": AUDIO_CODEC_NAMES.get(stream.get("audio_codec"), "AAC"),
+            "HD": int(height >= 720), "URL": url}
 
 
 @gated
 def lineup(request):
-    return JsonResponse([{"GuideNumber": str(channel.number), "GuideName": channel.name,
-                          "URL": absolute_url(request, "iptv-stream", number=channel.number)}
-                         for channel in Channel.objects.all()], safe=False)
+    return JsonResponse([lineup_entry(channel, absolute_url(request, "iptv-stream", number=channel.number))
+                         for channel in lineup_channels()], safe=False)
 
 
 @gated
 def lineup_status(request):
     return JsonResponse({"ScanInProgress": 0, "ScanPossible": 1, "Source": "Cable", "SourceList": ["Cable"]})
+
+
+@csrf_exempt
+@require_POST
+@token_gated
+def lineup_post(request):
+    """Plex's `?scan=start` / `?scan=abort`: the lineup is always current, so a scan is done at once."""
+    return HttpResponse(b"", content_type="text/plain")

@@ -112,6 +112,45 @@ class Alert(models.Model):
         return f"{self.kind} {subject}: {self.message}"
 
 
+class AsRunEntry(models.Model):
+    """What really aired (a broadcaster's as-run log): one row per segment the engine put on air,
+    with its actual start and end on the run's frame grid, and one per interruption of the output.
+    Written by the engine as it airs (playout/asrun.py); kept RETROVUE_ASRUN_RETENTION_DAYS."""
+
+    class Kind(models.TextChoices):
+        PROGRAM = "program"
+        FILLER = "filler"
+        SLATE = "slate"
+        SWITCH = "switch"
+        INTERRUPTION = "interruption"
+
+    channel = models.ForeignKey("channels_app.Channel", on_delete=models.CASCADE, related_name="as_run")
+    stream = models.ForeignKey(Stream, null=True, blank=True, on_delete=models.SET_NULL, related_name="as_run")
+    host = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    title = models.CharField(max_length=300, blank=True, default="")
+    asset = models.ForeignKey("channels_app.MediaAsset", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="as_run")
+    source = models.TextField(blank=True, default="")
+    scheduled_start = models.DateTimeField(null=True, blank=True)
+    scheduled_end = models.DateTimeField(null=True, blank=True)
+    actual_start = models.DateTimeField()
+    actual_end = models.DateTimeField(null=True, blank=True)  # None while it airs
+    frames = models.PositiveIntegerField(null=True, blank=True)
+    note = models.TextField(blank=True, default="")  # why a slate stood in, why it ended, ...
+
+    class Meta:
+        ordering = ["actual_start", "pk"]
+        indexes = [models.Index(fields=["channel", "actual_start"]), models.Index(fields=["actual_start"])]
+
+    @property
+    def duration_s(self):
+        return None if self.actual_end is None else (self.actual_end - self.actual_start).total_seconds()
+
+    def __str__(self):
+        return f"{self.channel} {self.actual_start:%Y-%m-%d %H:%M:%S} {self.kind} {self.title}"
+
+
 class ControlLoopRun(models.Model):
     """When a control loop (the lease sweep) last completed: after a gap longer than a lease,
     leases get one TTL to renew before any is judged, so an outage of Redis, beat or the database

@@ -15,6 +15,8 @@ from channels_app.services import lease_in_doubt, uptime_seconds
 from resources_app.models import EncodeHost
 from resources_app.placement import host_loads
 
+from .analytics import performance_analytics
+from .availability import channel_availability
 from .models import Alert, MetricSample, Stream
 
 REAL_TIME = 0.98  # speed below this is an encoder falling behind real time
@@ -228,8 +230,9 @@ def _open_alerts():
 
 # --- performance analysis ------------------------------------------------------------------------
 def analyze_channel_performance(channel=None, window_minutes=60):
-    """Per channel over the window: sample statistics, drops, dups and restarts added, and
-    findings in words; aggregated by the database (three queries)."""
+    """Per channel over the window: sample statistics, drops, dups and restarts added, findings
+    in words, availability and the seed's analytics (analytics.py); for every channel with
+    samples or as-run time in the window (or the one asked for), in four queries."""
     until = timezone.now()
     since = until - timedelta(minutes=window_minutes)
     samples = MetricSample.objects.filter(at__gte=since, at__lte=until)
@@ -237,10 +240,14 @@ def analyze_channel_performance(channel=None, window_minutes=60):
         samples = samples.filter(channel=channel)
     stats = {row.pop("channel_id"): row for row in samples.values("channel_id").annotate(**_AGGREGATES)}
     counters = _counter_deltas(samples)
-    channels = [channel] if channel is not None else \
-        Channel.objects.select_related("config").filter(pk__in=list(stats))
+    channels = Channel.objects.select_related("config")
+    if channel is not None:
+        channels = channels.filter(pk=channel.pk)
+    judged = [(ch, windows["window"]) for ch, windows in channel_availability(channels, {"window": until - since}, until)
+              if channel is not None or ch.pk in stats or windows["window"]["availability_percent"] is not None]
     return {"window_minutes": window_minutes, "since": since, "until": until,
-            "channels": [_performance(ch, stats.get(ch.pk), counters.get(ch.pk)) for ch in channels]}
+            "channels": [_performance(ch, stats.get(ch.pk), counters.get(ch.pk), availability, window_minutes)
+                         for ch, availability in judged]}
 
 
 _AGGREGATES = {
@@ -248,6 +255,7 @@ _AGGREGATES = {
     "slow_samples": Count("id", filter=Q(speed__lt=REAL_TIME)),
     **{f"{field}_{name}": fn(field) for field in STATS_FIELDS
        for name, fn in (("avg", Avg), ("min", Min), ("max", Max))},
+    "throughput_kbps_avg": Avg(F("bitrate_kbps") * F("speed")),  # bits out per second of wall time
 }
 
 
@@ -267,7 +275,7 @@ def _counter_deltas(samples):
     return totals
 
 
-def _performance(channel, stats, counters):
+def _performance(channel, stats, counters, availability, window_minutes):
     stats = stats or {"samples": 0, "slow_samples": 0}
     counters = counters or {"drops": 0, "dups": 0, "restarts": 0}
     entry = {"number": channel.number, "name": channel.name, "samples": stats["samples"],
@@ -275,6 +283,7 @@ def _performance(channel, stats, counters):
                 for field in STATS_FIELDS},
              **counters}
     entry["findings"] = _findings(entry, stats["slow_samples"], channel.config.resource_limits)
+    entry.update(performance_analytics(entry, stats, availability, window_minutes, channel.config.stream_settings))
     return entry
 
 

@@ -8,6 +8,8 @@ from retrovue.api import documented
 from retrovue.errors import ConfigError
 
 from . import openapi
+from .alerts import channel_filter
+from .availability import availability_report
 from .monitoring import analyze_channel_performance, monitor_channel_health
 
 MAX_WINDOW_MINUTES = 7 * 24 * 60
@@ -35,6 +37,18 @@ class PerformanceView(APIView):
         ref = request.query_params.get("channel")
         channel = get_channel(ref) if ref else None
         return Response(analyze_channel_performance(channel, window_minutes(request.query_params)))
+
+
+class AvailabilityView(APIView):
+    """GET /api/availability[?channel=<number or UUID>]: uptime, downtime, failures, MTBF and
+    MTTR over the last 24 h, 7 d and 30 d (an unknown channel is a bad filter: 400)."""
+    permissions = {"GET": "streams_app.view_stream"}
+
+    @documented(openapi.Availability, parameters=[
+        OpenApiParameter("channel", str, description="number or UUID (default: every channel)")])
+    def get(self, request):
+        ref = request.query_params.get("channel")
+        return Response(availability_report(channel_filter(ref) if ref else None))
 
 
 def window_minutes(params):

@@ -1,6 +1,7 @@
 """The shapes of the running-channel, monitoring and alert endpoints, for the OpenAPI schema."""
 from rest_framework import serializers as s
 
+from .availability import SPANS
 from .monitoring import VERDICTS
 
 
@@ -69,4 +70,30 @@ class Performance(s.Serializer):
     window_minutes = s.IntegerField()
     since = s.DateTimeField()
     until = s.DateTimeField()
-    channels = s.ListField(child=s.DictField(), help_text="per channel: samples, speed, drops, restarts, ...")
+    channels = s.ListField(child=s.DictField(), help_text=(
+        "per channel: samples, speed, drops, restarts, findings, average_bitrate_kbps, frame_drops, "
+        "latency_ms (configured, not measured), throughput_fps, throughput_kbps, availability, quality_score"))
+
+
+class AvailabilityFigures(s.Serializer):
+    uptime_s = s.FloatField()
+    downtime_s = s.FloatField()
+    availability_percent = s.FloatField(allow_null=True, help_text="uptime / (uptime + downtime); null: neither")
+    failures = s.IntegerField(help_text="outages that began in the window")
+    mtbf_s = s.FloatField(allow_null=True, help_text="uptime / failures")
+    mttr_s = s.FloatField(allow_null=True, help_text="downtime / failures")
+
+
+AvailabilityWindows = type("AvailabilityWindows", (s.Serializer,), {span: AvailabilityFigures() for span in SPANS})
+
+
+class ChannelAvailability(s.Serializer):
+    number = s.IntegerField()
+    name = s.CharField()
+    desired_state = s.CharField()
+    windows = AvailabilityWindows()
+
+
+class Availability(s.Serializer):
+    at = s.DateTimeField()
+    channels = ChannelAvailability(many=True)

@@ -1,6 +1,7 @@
 """/streams: the live stream monitor. Verdicts come from the one verdict every view of a stream
-uses (monitoring.channel_verdict), figures from each run's latest FFmpeg progress, charts from
-the sampled history. The page polls its three parts at their own pace."""
+uses (monitoring.channel_verdict), figures from each run's latest FFmpeg progress, availability
+and quality score from the as-run log and the last hour's analysis, charts from the sampled
+history. The page polls its three parts at their own pace."""
 from datetime import datetime, timedelta
 
 from django.contrib.auth.decorators import login_required
@@ -11,8 +12,16 @@ from channels_app.models import Channel
 from channels_app.services import uptime_seconds
 from retrovue.pages import chart, duration
 
+from .availability import SPANS, channel_availability
 from .models import Stream
-from .monitoring import channel_verdict, current_streams, drop_baselines, lease_age, metric_series_by_channel
+from .monitoring import (
+    analyze_channel_performance,
+    channel_verdict,
+    current_streams,
+    drop_baselines,
+    lease_age,
+    metric_series_by_channel,
+)
 
 CHART_WINDOW = timedelta(hours=1)
 # (sample field, label, unit, decimals shown, top of the scale: None for the peak)
@@ -32,12 +41,17 @@ def watched_runs():
 def table_part(request, watched):
     now = timezone.now()
     baselines = drop_baselines(now=now)
+    day = {"24h": SPANS["24h"]}
+    availability = {ch.pk: windows["24h"] for ch, windows in channel_availability(
+        Channel.objects.filter(pk__in=[channel.pk for channel, _run in watched]), day, now)}
+    quality = {entry["number"]: entry["quality_score"] for entry in analyze_channel_performance()["channels"]}
     rows = []
     for channel, run in watched:
         verdict, reasons = channel_verdict(channel, run, baselines, now)
         rows.append({"channel": channel, "run": run, "verdict": verdict, "reasons": reasons,
                      "metrics": run.health_metrics or {}, "uptime": duration(uptime_seconds(channel)),
-                     "lease_age": lease_age(run, now)})
+                     "lease_age": lease_age(run, now), "availability": availability[channel.pk],
+                     "quality": quality.get(channel.number)})
     stopped = Channel.objects.filter(status=Channel.Status.STOPPED).count()
     return {"rows": rows, "stopped": stopped}
 

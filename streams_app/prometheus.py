@@ -1,6 +1,6 @@
-"""GET /metrics: channels and encode hosts in Prometheus' text format, read from the database
-at scrape time by a collector on a per-request registry (no process-global metric state, so
-every web worker answers the same)."""
+"""GET /metrics: channels, encode hosts and open alerts in Prometheus' text format, read from the
+database at scrape time by a collector on a per-request registry (no process-global metric state,
+so every web worker answers the same)."""
 import hmac
 
 from django.conf import settings
@@ -13,7 +13,7 @@ from prometheus_client.exposition import choose_encoder
 from channels_app.models import Channel
 from resources_app.services import resource_status
 
-from .models import Stream
+from .models import Alert, Stream
 from .monitoring import current_streams, host_usage
 
 CHANNEL_LABELS = ["channel", "name", "host"]
@@ -52,6 +52,7 @@ class RetroVueCollector:
         yield from channel_families(list(Channel.objects.all()), streams)
         yield from host_families(host_usage())
         yield from reservation_families(resource_status()["hosts"])
+        yield alert_family(Alert.objects.filter(cleared_at=None).select_related("channel"))
 
 
 def channel_families(channels, streams):
@@ -81,6 +82,16 @@ def host_families(hosts):
             if host[key] is not None:
                 family.add_metric([host["name"]], float(host[key]))
         yield family
+
+
+def alert_family(open_alerts):
+    """1 for each open alert; a host alert's channel label is empty."""
+    family = GaugeMetricFamily("retrovue_alert_open", "1 for each open alert.",
+                               labels=["kind", "severity", "channel", "host"])
+    for alert in open_alerts:
+        family.add_metric([alert.kind, alert.severity, str(alert.channel.number) if alert.channel else "",
+                           alert.host], 1)
+    return family
 
 
 def authorized(request):

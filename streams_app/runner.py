@@ -27,6 +27,8 @@ class FFmpegRun:
         self.feeder = None  # the playout engine's pacer writing into this process, stopped with it
         self.progress = {}
         self.first_progress_at = None
+        # Wall-clock times of its first progress (its output has begun) and of its exit.
+        self.first_output_at = self.exited_at = None
         self.aborted = False  # it said one of ABORTING: treat it as exited
         self.started_at = time.monotonic()
         self.last_advance_at = self.started_at
@@ -65,8 +67,10 @@ class FFmpegRun:
                 self.last_advance_at = time.monotonic()
             if self.first_progress_at is None:
                 self.first_progress_at = self.last_advance_at = time.monotonic()
+                self.first_output_at = timezone.now()
                 self.wake.set()
         self.proc.wait()  # EOF comes with the exit: reap it so the supervisor sees the code
+        self.exited_at = timezone.now()
         self.wake.set()
 
     def _read_errors(self):
@@ -119,7 +123,7 @@ class FFmpegRun:
         to them): the output stage reads their end and exits at once, where SIGTERM alone would
         wait out the grace with it blocked on its input. Without one nothing is flushed."""
         if self.feeder:
-            self.feeder.stop()
+            self.feeder.stop(output_ended_at=self.exited_at)
             if grace:
                 self.feeder.join(timeout=1.0)  # between two frames it ends at once
                 if not self.feeder.is_alive():

@@ -30,6 +30,7 @@ def beat_schedule():
         ("retrovue: evaluate alerts", "streams.evaluate_alerts", alert_interval()),
         ("retrovue: restart failed channels", "streams.restart_failed_channels", 10),
         ("retrovue: prune metric samples", "streams.prune_metrics", 600),
+        ("retrovue: prune the as-run log", "streams.prune_as_run", 3600),
         ("retrovue: reconcile reservations", "resources.reconcile", settings.RETROVUE_RECONCILE_SECONDS),
         ("retrovue: migrate draining hosts", "resources.migrate_step", every),
     ]

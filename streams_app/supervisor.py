@@ -211,7 +211,8 @@ class Supervisor:
         self.refresh_plan()
         start = begin_output(self.plan.hls_dir, self.hls_reached, fresh=self.ffmpeg is None)
         self.plan = replace(self.plan, hls_start=start, cgroup_procs=self.confine())
-        run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease)
+        run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease,
+                                         run_id=self.stream.pk, host=self.stream.host)
         self.ffmpeg = run
         self.reported_running = False
         self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
@@ -376,6 +377,8 @@ class Supervisor:
         if wrote is None:
             return  # retried at the next step
         self.ever_ran = self.reported_running = True
+        if self.ffmpeg.feeder:
+            self.ffmpeg.feeder.output_began(self.ffmpeg.first_output_at)
         self.db_write(self.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,
                       status_reason="")
         self.db_write(clear_alert, Alert.Kind.STALL, channel_id=self.channel.pk)

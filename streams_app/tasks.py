@@ -3,7 +3,7 @@
 Entry points only: each calls one service function."""
 from celery import shared_task
 
-from . import alerts, lifecycle, monitoring, services
+from . import alerts, asrun, lifecycle, monitoring, services
 from . import supervisor
 from .launch import SUPERVISE_TASK, SWITCH_TASK
 
@@ -39,6 +39,11 @@ def evaluate_alerts():
 @shared_task(name="streams.prune_metrics", ignore_result=True)
 def prune_metrics():
     return monitoring.prune_metric_samples()
+
+
+@shared_task(name="streams.prune_as_run", ignore_result=True)
+def prune_as_run():
+    return asrun.prune_as_run()
 
 
 @shared_task(name="resources.migrate_step", ignore_result=True)

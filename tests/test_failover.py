@@ -11,7 +11,7 @@ from django.utils import timezone
 from channels_app.models import Channel
 from resources_app.models import ResourceAllocation
 from streams_app import lifecycle
-from streams_app.models import Alert, MetricSample, Stream
+from streams_app.models import Alert, AsRunEntry, MetricSample, Stream
 
 from .conftest import database_url, wait_status
 from .factories import make_channel
@@ -52,6 +52,11 @@ def test_ffmpeg_sigkill_output_back_within_a_second(live_host, media, free_port)
     recorder.stop()
     outage = recorder.max_gap(killed - 0.2, time.monotonic())
     assert outage < 1.0, f"output was silent for {outage:.2f}s"
+    gap = AsRunEntry.objects.get(channel_id=channel.pk, kind="interruption")
+    print(f"silence at the receiver {outage * 1000:.0f} ms, in the as-run log {gap.duration_s * 1000:.0f} ms")
+    # Its ends are the exit and the first progress of the output stages, as their processes tell
+    # them: within two frames (25 fps) of the silence an independent receiver heard.
+    assert gap.note == "the output stage restarted" and abs(gap.duration_s - outage) <= 0.08
     assert run_of(channel).restart_count == 1
     assert wait_status(31, "RUNNING")
 

@@ -4,17 +4,20 @@ reader (continuity counters, PCR) on what two concurrent HTTP viewers of one cha
 import re
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 from lxml import etree
 
 from channels_app.models import Channel, MediaAsset, Program, Schedule, TransitionRule
-from streams_app import hls, lifecycle
+from channels_app.validation import AUDIO_CODECS, VIDEO_CODECS
+from streams_app import hls, iptv, lifecycle
 from streams_app.models import TunerDevice, new_device_id
 from streams_app.viewers import HlsFollower, follow_hls
 
@@ -27,7 +30,7 @@ DTD = Path(__file__).parent / "data" / "xmltv.dtd"
 ATTRIBUTE = re.compile(r'\s+([a-z-]+)="([^"]*)"')
 EXTINF = re.compile(r'#EXTINF:(-?\d+)((?:\s+[a-z-]+="[^"]*")*),(.+)')
 ENDPOINTS = ["/iptv/channels.m3u", "/iptv/xmltv.xml", "/iptv/channels/1.ts", "/discover.json",
-             "/lineup.json", "/lineup_status.json"]
+             "/lineup.json", "/lineup_status.json", "/device.xml"]
 
 
 def attributes(text):
@@ -61,7 +64,7 @@ def test_m3u_lists_every_channel_with_guide_ids_and_absolute_stream_urls(client)
     assert header == {"url-tvg": guide_url, "x-tvg-url": guide_url}
     assert entries == [
         {"duration": -1, "tvg-id": "retrovue.1", "tvg-name": "One, 'the first'", "tvg-chno": "1",
-         "group-title": "RetroVue", "name": 'One, "the first"',
+         "group-title": "RetroVue", "name": 'One\u201a "the first"',  # whole after the last comma
          "url": "http://testserver/iptv/channels/1.ts"},
         {"duration": -1, "tvg-id": "retrovue.2", "tvg-name": "Two", "tvg-chno": "2",
          "group-title": "RetroVue", "name": "Two", "url": "http://testserver/iptv/channels/2.ts"},
@@ -116,13 +119,17 @@ def test_xmltv_guide_is_valid_against_the_dtd_and_lists_what_airs(client):
 @pytest.mark.django_db
 def test_hdhomerun_discover_lineup_and_status(client, settings):
     make_channel(1, name="One")
-    make_channel(7, name="Seven")
+    make_channel(7, name="Seven", quality="480p")
+    make_channel(9, name="Off")  # stopped for good: not on the lineup
+    Channel.objects.filter(number=1).update(desired_state="RUNNING", status="STARTING")
+    Channel.objects.filter(number=7).update(desired_state="STOPPED", status="RUNNING")  # airs until it stops
     discover = client.get("/discover.json").json()
     assert discover == {
-        "FriendlyName": "RetroVue", "Manufacturer": "Silicondust", "ModelNumber": "HDTC-2US",
-        "FirmwareName": "hdhomeruntc_atsc", "FirmwareVersion": discover["FirmwareVersion"],
+        # Not an HDTC model: Jellyfin would ask a transcoding tuner for ?transcode=internet540.
+        "FriendlyName": "RetroVue", "Manufacturer": "Silicondust", "ModelNumber": "HDHR5-4US",
+        "FirmwareName": "hdhomerun5_atsc", "FirmwareVersion": discover["FirmwareVersion"],
         "DeviceID": discover["DeviceID"], "DeviceAuth": discover["DeviceAuth"],
-        "BaseURL": "http://testserver", "LineupURL": "http://testserver/lineup.json", "TunerCount": 2}
+        "BaseURL": "http://testserver", "LineupURL": "http://testserver/lineup.json", "TunerCount": 3}
     assert re.fullmatch(r"[0-9A-F]{8}", discover["DeviceID"])
     assert client.get("/discover.json").json()["DeviceID"] == discover["DeviceID"], "stable"
     settings.SECRET_KEY = "another key"  # the id is the installation's own, not a function of the key
@@ -131,27 +138,77 @@ def test_hdhomerun_discover_lineup_and_status(client, settings):
     TunerDevice.objects.all().delete()  # another installation: another random id
     assert client.get("/discover.json").json()["DeviceID"] != discover["DeviceID"]
     assert client.get(discover["LineupURL"]).json() == [
-        {"GuideNumber": "1", "GuideName": "One", "URL": "http://testserver/iptv/channels/1.ts"},
-        {"GuideNumber": "7", "GuideName": "Seven", "URL": "http://testserver/iptv/channels/7.ts"}]
+        {"GuideNumber": "1", "GuideName": "One", "VideoCodec": "H264", "AudioCodec": "AAC", "HD": 1,
+         "URL": "http://testserver/iptv/channels/1.ts"},
+        {"GuideNumber": "7", "GuideName": "Seven", "VideoCodec": "H264", "AudioCodec": "AAC", "HD": 0,
+         "URL": "http://testserver/iptv/channels/7.ts"}]
     assert client.get("/lineup_status.json").json() == {
         "ScanInProgress": 0, "ScanPossible": 1, "Source": "Cable", "SourceList": ["Cable"]}
+    settings.RETROVUE_TUNER_COUNT = 4
+    assert client.get("/discover.json").json()["TunerCount"] == 4
+
+
+def test_every_codec_a_channel_may_use_has_its_hdhomerun_lineup_name():
+    by_encoder = {"libx264": "H264", "h264_nvenc": "H264", "h264_vaapi": "H264", "h264_qsv": "H264",
+                  "libx265": "HEVC", "hevc_nvenc": "HEVC", "mpeg2video": "MPEG2", None: "H264"}  # copy: H.264
+    assert {codec: iptv.video_codec_name(codec) for codec in VIDEO_CODECS} == {
+        codec: by_encoder[encoder] for codec, encoder in VIDEO_CODECS.items()}
+    assert set(iptv.AUDIO_CODEC_NAMES) == set(AUDIO_CODECS)
 
 
 @pytest.mark.django_db
 def test_token_gate_covers_every_endpoint_and_rides_along_in_generated_urls(client, settings):
     settings.RETROVUE_IPTV_TOKEN = "s3cret"
     make_channel(1, name="One")
+    Channel.objects.update(desired_state="RUNNING")
     for path in ENDPOINTS:
         assert client.get(path).status_code == 403, path
         assert client.get(path, {"token": "wrong"}).status_code == 403, path
-    assert client.get("/iptv/channels/1.ts", {"token": "s3cret"}).status_code == 503  # past the gate
+        assert client.get(path.replace("/iptv/", "/").replace("/", "/iptv/t/wrong/", 1)).status_code == 403, path
+    assert client.post("/lineup.post", {"scan": "start"}).status_code == 403
+    assert client.get("/iptv/channels/1.ts", {"token": "s3cret"}).status_code == 503  # ?token= still works
     header, entries = parse_m3u(client.get("/iptv/channels.m3u", {"token": "s3cret"}).content.decode())
-    assert header["url-tvg"] == "http://testserver/iptv/xmltv.xml?token=s3cret"
-    assert entries[0]["url"] == "http://testserver/iptv/channels/1.ts?token=s3cret"
+    # In the path: a client appending its own query (Jellyfin's ?transcode=) keeps the token.
+    assert header["url-tvg"] == "http://testserver/iptv/t/s3cret/xmltv.xml"
+    assert entries[0]["url"] == "http://testserver/iptv/t/s3cret/channels/1.ts"
     assert client.get(header["url-tvg"]).status_code == 200
-    discover = client.get("/discover.json", {"token": "s3cret"}).json()
-    assert discover["LineupURL"] == "http://testserver/lineup.json?token=s3cret"
+    assert client.get(entries[0]["url"], {"transcode": "internet540"}).status_code == 503  # past the gate
+    discover = client.get("/iptv/t/s3cret/discover.json").json()
+    assert discover["BaseURL"] == "http://testserver/iptv/t/s3cret"
+    assert discover["LineupURL"] == "http://testserver/iptv/t/s3cret/lineup.json"
     assert client.get(discover["LineupURL"]).json()[0]["URL"] == entries[0]["url"]
+    for path in ("/discover.json", "/lineup_status.json", "/device.xml", "/channels.m3u"):
+        assert client.get(discover["BaseURL"] + path).status_code == 200, path
+    assert client.post(discover["BaseURL"] + "/lineup.post?scan=start").status_code == 200
+
+
+@pytest.mark.django_db
+def test_device_xml_describes_the_tuner_as_a_upnp_media_server(client):
+    device_id = client.get("/discover.json").json()["DeviceID"]
+    response = client.get("/device.xml")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/xml")
+    doc = etree.fromstring(response.content, etree.XMLParser(resolve_entities=False, no_network=True))
+    upnp = "{urn:schemas-upnp-org:device-1-0}"
+    assert doc.tag == f"{upnp}root" and doc.findtext(f"{upnp}URLBase") == "http://testserver"
+    assert [doc.findtext(f"{upnp}specVersion/{upnp}{part}") for part in ("major", "minor")] == ["1", "0"]
+    device = {child.tag.removeprefix(upnp): child.text for child in doc.find(f"{upnp}device")}
+    udn = device.pop("UDN")
+    assert device == {"deviceType": "urn:schemas-upnp-org:device:MediaServer:1", "friendlyName": "RetroVue",
+                      "manufacturer": "Silicondust", "modelName": "HDHR5-4US", "modelNumber": "HDHR5-4US",
+                      "serialNumber": device_id}
+    assert udn.startswith("uuid:") and str(uuid.UUID(udn[5:])) == udn[5:]
+    assert etree.fromstring(client.get("/device.xml").content).findtext(f".//{upnp}UDN") == udn, "stable"
+    TunerDevice.objects.all().delete()  # another installation: another UDN
+    assert etree.fromstring(client.get("/device.xml").content).findtext(f".//{upnp}UDN") != udn
+
+
+@pytest.mark.django_db
+def test_lineup_post_answers_plex_s_scan_requests_with_an_empty_200():
+    plex = Client(enforce_csrf_checks=True)  # Plex has no CSRF token to send
+    for scan in ("start", "abort"):
+        response = plex.post(f"/lineup.post?scan={scan}&source=Cable")
+        assert (response.status_code, response.content) == (200, b"")
+    assert plex.get("/lineup.post?scan=start").status_code == 405
 
 
 @pytest.mark.django_db

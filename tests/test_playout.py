@@ -18,7 +18,7 @@ from channels_app import services
 from channels_app.models import Channel, MediaAsset, Program, Schedule
 from channels_app.schedules import switch_channel
 from streams_app import lifecycle
-from streams_app.models import Alert, Stream
+from streams_app.models import Alert, AsRunEntry, Stream
 
 from .conftest import wait_status
 from .factories import make_channel
@@ -118,12 +118,30 @@ def test_program_boundaries_are_seamless_and_on_time(live_host, free_port, tmp_p
     assert abs(red_run[1] - 6 * FPS) <= 1, f"red aired {red_run[1]} frames, scheduled {6 * FPS}"
     red_arrival = frame_arrivals(recorder.datagrams, recorder.arrivals)[red_run[2]]
     assert abs(red_arrival - mono_at_start) < 0.1, f"boundary off by {red_arrival - mono_at_start:.3f}s"
+    check_as_run(channel, sequence, red_arrival - mono_at_start)
     for boundary in (mono_at_start, mono_at_start + 6):
         gap = recorder.max_gap(boundary - 0.5, boundary + 0.5)
         assert gap <= BOUNDARY_GAP, f"{gap * 1000:.0f} ms without a datagram at a boundary"
     # Decoders come and go per segment; the output stage (the one writing the tee) stays one.
     outputs = [p for p in ffmpeg_processes(settings.RETROVUE_DATA_DIR) if "tee" in p.cmdline()]
     assert len(outputs) == 1 and outputs[0].pid == Stream.objects.get(channel_id=channel.pk).pid
+
+
+def check_as_run(channel, sequence, red_late):
+    """The as-run log agrees with the capture to the frame: red's and blue's actual starts are
+    their scheduled ones, red's length is the red frames captured, and red's start is when its
+    first frame arrived (`red_late`: arrival minus scheduled start)."""
+    frame = 1 / FPS
+    entries = {entry.title: entry for entry in AsRunEntry.objects.filter(channel_id=channel.pk)}
+    red, blue = entries["red"], entries["blue"]
+    print(f"as-run: red {red.actual_start:%H:%M:%S.%f} scheduled {red.scheduled_start:%H:%M:%S.%f}; "
+          f"first red frame arrived {red_late * 1000:+.1f} ms from its scheduled start")
+    assert (red.kind, red.stream.host, red.actual_end, red.frames) == ("program", "test-a", blue.actual_start, 6 * FPS)
+    assert abs((red.actual_start - red.scheduled_start).total_seconds()) <= frame / 2
+    assert abs((blue.actual_start - blue.scheduled_start).total_seconds()) <= frame / 2
+    red_run = next(run for run in sequence if run[0] == "red")
+    assert abs(red_run[1] - (blue.actual_start - red.actual_start).total_seconds() * FPS) <= 1
+    assert abs(red_late - (red.actual_start - red.scheduled_start).total_seconds()) <= frame, red_late
 
 
 def switch_red_to_blue(channel, blue, recorder, tmp_path, timeout=15):

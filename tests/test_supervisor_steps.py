@@ -30,9 +30,13 @@ class FakeClock:
 class FakeEngine:
     def __init__(self):
         self.switches_asked = 0
+        self.output_began_at = []
 
     def switch_asked(self):
         self.switches_asked += 1
+
+    def output_began(self, at):
+        self.output_began_at.append(at)
 
 
 class FakeRun:
@@ -41,7 +45,7 @@ class FakeRun:
     def __init__(self, clock):
         self.clock, self.pid = clock, 4242
         self.started_at = self.last_advance_at = clock()
-        self.first_progress_at, self.code, self.stops = None, None, 0
+        self.first_progress_at, self.first_output_at, self.code, self.stops = None, None, None, 0
         self.aborted = False
 
     @property
@@ -51,6 +55,7 @@ class FakeRun:
     def advance(self):
         self.last_advance_at = self.clock()
         self.first_progress_at = self.first_progress_at or self.clock()
+        self.first_output_at = self.first_output_at or timezone.now()
 
     def exit_code(self):
         return self.code
@@ -81,7 +86,7 @@ def supervised(transactional_db):
     stream = Stream.objects.create(channel=channel, host="test-a", generation=1, heartbeat_at=timezone.now())
     clock, runs = FakeClock(), []
 
-    def start_run(plan, channel_id, spawn, lease):
+    def start_run(plan, channel_id, spawn, lease, run_id, host):
         runs.append(FakeRun(clock))
         return runs[-1], FakeEngine()
 

@@ -23,6 +23,8 @@ OUTPUT_STAGE = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+warn
 # How a copy reader muxes (see reader_argv).
 READER_MUX = ["-muxdelay", "0", "-muxpreload", "0", "-omit_video_pes_length", "0", "-pes_payload_size", "0"]
 LOW_LATENCY_MUX = ["-max_interleave_delta", "40000", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1"]
+# The output muxers' max_delay: PCR runs this far behind the decode times (what a receiver buffers).
+MUX_MAX_DELAY_US = 100_000
 
 
 def output_args(plan):
@@ -33,7 +35,7 @@ def output_args(plan):
     # Its segments are timed as the UDP leg is (below): hls_ts_options reach the TS muxer of each
     # segment, its ':' escaped twice (once for the tee's '|' split, once for its option list).
     hls = (
-        f"[f=hls:max_delay=100000:hls_ts_options=pcr_period=20\\\\:pes_payload_size=0"
+        f"[f=hls:max_delay={MUX_MAX_DELAY_US}:hls_ts_options=pcr_period=20\\\\:pes_payload_size=0"
         f":hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
         f":hls_delete_threshold={plan.hls_list_size + 1}:start_number={plan.hls_start}"
         f":hls_flags=delete_segments+independent_segments+discont_start+omit_endlist]"
@@ -43,7 +45,7 @@ def output_args(plan):
     # output (a crash, a restart, a failover) as announced, not as errors. PCR at most every 20 ms
     # asked (frames come every 33-40 ms: asking 40 gave 67 ms between some), running 0.1 s behind
     # the decode times, and one audio frame per PES: each PES arrives before it is due (T-STD).
-    udp = (f"[f=mpegts:onfail=ignore:pcr_period=20:max_delay=100000:pes_payload_size=0"
+    udp = (f"[f=mpegts:onfail=ignore:pcr_period=20:max_delay={MUX_MAX_DELAY_US}:pes_payload_size=0"
            f":{service_information(plan)}]{udp_url(network, plan.udp_ttl)}")
     return ["-metadata", f"service_provider={network.get('provider_name', 'RetroVue')}",
             "-metadata", f"service_name={plan.name}", "-f", "tee", f"{udp}|{hls}"]

@@ -37,7 +37,8 @@ Entry = collections.namedtuple("Entry", "segment start end reader")
 class Pacer(threading.Thread):
     """Feeds the output stage segment after segment, each unit when its time comes."""
 
-    def __init__(self, mode, feed, origin=None, clock=time.monotonic, wait=None, executor=None, lease=None):
+    def __init__(self, mode, feed, origin=None, clock=time.monotonic, wait=None, executor=None, lease=None,
+                 asrun=None):
         super().__init__(name="pacer", daemon=True)
         self.mode, self.feed = mode, feed
         self.fmt = mode.fmt
@@ -57,10 +58,24 @@ class Pacer(threading.Thread):
         self.prepare = None
         self.last_frame_unit = None  # the unit of the last frame written (see Mode.ahead)
         self.lease = lease or Lease()  # the window this run may publish in (lease.py)
+        self.asrun = asrun  # where what airs is logged (asrun.py); None: not logged (calibration)
+        self.reached = 0  # the first frame not yet shown
+        self.output_ended_at = None
 
     # --- control --------------------------------------------------------------------------------
-    def stop(self):
+    def stop(self, output_ended_at=None):
+        """Stop feeding; `output_ended_at`: when the output stage exited, if it did first (what
+        was fed after that never aired)."""
+        self.output_ended_at = output_ended_at
         self.stopped.set()
+
+    def output_began(self, at):
+        """The output stage's first output came at `at` (its start-up): nothing aired before."""
+        if self.asrun and self.prepare and not self.stopped.is_set():
+            try:
+                self.prepare.submit(self.asrun.output_began, at)
+            except RuntimeError:  # the pacer has just ended
+                pass
 
     def hold_for_lease(self, now):
         """The lease lapsed (this host was frozen, or starved, or its database calls hung): write
@@ -124,14 +139,20 @@ class Pacer(threading.Thread):
     def run(self):
         try:
             self.play()
+            why = "output stopped"
         except OSError as exc:
+            why = "output stopped" if self.stopped.is_set() else f"output stage ended: {exc}"
             if not self.stopped.is_set():
                 log.warning("pacer stopped: %s", exc)
-        except Exception:  # the output stage starves and the supervisor restarts the run
+        except Exception as exc:  # the output stage starves and the supervisor restarts the run
+            why = f"playout failed: {exc}"
             log.exception("pacer failed")
         finally:
             for reader in list(self.mode.live):  # whatever it started and did not close yet
                 reader.close()
+        if self.asrun and self.current:
+            ended = min(filter(None, [self.time_at(self.reached), self.output_ended_at]))
+            self.asrun.off_air(ended, self.reached - self.current.start, why)
 
     def play(self):
         """The unit loop. Only writes and waits happen here: readers are started and the
@@ -150,8 +171,12 @@ class Pacer(threading.Thread):
             self.prepare.shutdown(wait=True)
 
     def begin(self, entry):
-        self.current = entry
+        """`entry` airs from its first frame on; the one before ends there."""
+        previous, self.current, self.reached = self.current, entry, entry.start
         self.aired.append((entry.start, entry.segment))
+        if self.asrun:
+            self.prepare.submit(self.asrun.on_air, entry.segment, self.time_at(entry.start),
+                                previous and entry.start - previous.start)
 
     def air_current(self, start):
         """Air the current entry until it ends, a switch cuts it, or the pacer stops. Frames may
@@ -167,7 +192,7 @@ class Pacer(threading.Thread):
             if frame is not None:
                 if self.at_frame(reached):
                     return  # cut to a switch: this frame does not air
-                reached = max(reached, frame + 1)
+                reached = self.reached = max(reached, frame + 1)
                 before, self.last_frame_unit = self.last_frame_unit, payload
             if frame is not None and due is not None:  # what follows a frame goes out with it
                 now = self.clock()

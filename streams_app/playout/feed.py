@@ -87,5 +87,5 @@ class ChannelFeed:
             log.warning("channel %s: switch not taken: %s", self.channel_id, exc)
             return None
         now = timezone.now()
-        return timeline.Segment(now, now + timedelta(seconds=asset.duration_s), "program", asset.source, 0.0,
+        return timeline.Segment(now, now + timedelta(seconds=asset.duration_s), "switch", asset.source, 0.0,
                                 title=asset.title, asset_id=asset.pk)
