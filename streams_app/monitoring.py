@@ -46,7 +46,7 @@ def health_verdict(stream_status, metrics, lease_age_s, resource_limits, drop_ba
         return "DEGRADED", ["starting"]
     reasons = [_slow(metrics.get("speed"), metrics.get("throttled_ms"), metrics.get("cpu_limit_percent")),
                _dropping(metrics.get("drop_frames"), drop_baseline),
-               metrics.get("output_problem") and f"HLS output failing: {metrics['output_problem']}"]
+               metrics.get("output_problem")]
     reasons += [f"{key} {metrics[key]:g}{unit} over its limit {limit:g}{unit}"
                 for key, limit_key, unit in LIMITS
                 if (limit := exceeded(metrics.get(key), resource_limits, limit_key)) is not None]

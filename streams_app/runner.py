@@ -12,6 +12,7 @@ import psutil
 from django.utils import timezone
 
 from . import process
+from .output_legs import failed_leg
 from .progress import ProgressParser
 
 
@@ -30,6 +31,7 @@ class FFmpegRun:
         # Wall-clock times of its first progress (its output has begun) and of its exit.
         self.first_output_at = self.exited_at = None
         self.aborted = False  # it said one of ABORTING: treat it as exited
+        self.lost_legs = {}  # output legs FFmpeg dropped (output_legs.py): leg -> its reason
         self.started_at = time.monotonic()
         self.last_advance_at = self.started_at
         self.proc = process.spawn(argv, cwd=cwd, stdin=stdin, pass_fds=pass_fds, join=join)
@@ -80,6 +82,9 @@ class FFmpegRun:
                 self.errors.append({"at": timezone.now().isoformat(), "line": line})
                 if any(words in line for words in ABORTING):
                     self.aborted = True
+                    self.wake.set()
+                if lost := failed_leg(line):
+                    self.lost_legs[lost[0]] = lost[1]
                     self.wake.set()
 
     def error_tail(self, lines=3):

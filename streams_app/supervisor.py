@@ -33,6 +33,7 @@ from . import playout
 from .alerts import clear_alert, raise_alert
 from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_bitrate_kbps, window
 from .models import Alert, MetricSample, Stream
+from .output_legs import leg_can_resume
 from .playout.lease import Lease
 from .playout.plan import ChannelPlan
 from .runner import FFmpegRun
@@ -161,6 +162,8 @@ class Supervisor:
             return self.on_stuck(f"no output within {START_TIMEOUT_SECONDS:g}s")
         elif self.ffmpeg.stalled_for() > settings.RETROVUE_STALL_SECONDS:
             return self.on_stuck(f"stalled: no progress for {self.ffmpeg.stalled_for():.1f}s")
+        elif self.ffmpeg.lost_legs and now >= self.next_heartbeat:
+            self.restore_legs()
         if self.ffmpeg and self.ffmpeg.producing and not self.reported_running:
             self.mark_running()
         if now >= self.next_heartbeat:
@@ -252,6 +255,16 @@ class Supervisor:
             return self.FAILED
         return self.schedule_restart(f"ffmpeg exited with code {code}: {reason}")
 
+    def restore_legs(self):
+        """FFmpeg dropped an output leg (output_legs.py) and airs on the others; a new output
+        stage brings it back once it could work again, as the restart policy allows. A lost leg
+        never fails the channel: while the policy allows no restart it airs on what works."""
+        lost = self.ffmpeg.lost_legs
+        if self.restarts_left() <= 0 or not all(leg_can_resume(leg, self.plan) for leg in lost):
+            return
+        self.ffmpeg.stop()
+        self.schedule_restart(f"restoring its {' and '.join(lost)} output, lost: {'; '.join(lost.values())}")
+
     def on_stuck(self, why):
         """Alive but not producing: kill it (SIGKILL reaches a frozen process) and restart."""
         self.ffmpeg.kill()
@@ -286,16 +299,21 @@ class Supervisor:
         log.warning("%s: %s", self.channel, self.fenced_at[0])
         return self.FENCED
 
-    def schedule_restart(self, reason):
-        """Count the attempt in its window; past the limit (or with auto_restart off) fail."""
+    def restarts_left(self):
+        """Restarts the policy allows now: none with auto_restart off, else what its window has left."""
         now = self.clock()
         while self.restarts and now - self.restarts[0] > settings.RETROVUE_RESTART_WINDOW_SECONDS:
             self.restarts.popleft()
+        return self.policy["max_restart_attempts"] - len(self.restarts) if self.policy["auto_restart"] else 0
+
+    def schedule_restart(self, reason):
+        """Count the attempt in its window; past the limit (or with auto_restart off) fail."""
+        now = self.clock()
         limit = self.policy["max_restart_attempts"]
         if not self.policy["auto_restart"]:
             self.failure_reason = f"{reason} (auto_restart is off)"
             return self.FAILED
-        if len(self.restarts) >= limit:
+        if self.restarts_left() <= 0:
             self.failure_reason = (f"restart loop: {len(self.restarts) + 1} failures within "
                                    f"{settings.RETROVUE_RESTART_WINDOW_SECONDS:g}s; last: {reason}")
             self.db_write(raise_alert, Alert.Kind.RESTART_LOOP, f"{self.channel}: {self.failure_reason}",
@@ -455,12 +473,16 @@ class Supervisor:
         self.check_output(health, found)
 
     def check_output(self, health, found):
-        """The HLS leg, read from what it wrote (FFmpeg is silent when those writes fail): an
-        OUTPUT_FAILED alert while it fails, noted in the health (the verdict degrades)."""
-        problem = leg_problem(found, self.plan.hls_dir, self.clock() - self.ffmpeg.started_at, time.time())
+        """Each output leg, as FFmpeg says it dropped one, and the HLS leg as its files show (FFmpeg
+        is silent when those writes fail): an OUTPUT_FAILED alert while one fails, noted in the
+        health (the verdict degrades)."""
+        hls = leg_problem(found, self.plan.hls_dir, self.clock() - self.ffmpeg.started_at, time.time())
+        lost = self.ffmpeg.lost_legs
+        problem = "; ".join([f"{leg} output failing: {why}" for leg, why in lost.items()] +
+                            ([f"HLS output failing: {hls}"] if hls and "HLS" not in lost else []))
         if problem:
             health["output_problem"] = problem
-            self.db_write(raise_alert, Alert.Kind.OUTPUT_FAILED, f"{self.channel}: HLS output failing: {problem}",
+            self.db_write(raise_alert, Alert.Kind.OUTPUT_FAILED, f"{self.channel}: {problem}",
                           channel_id=self.channel.pk, severity=Alert.Severity.CRITICAL)
         elif self.output_problem:
             self.db_write(clear_alert, Alert.Kind.OUTPUT_FAILED, channel_id=self.channel.pk)

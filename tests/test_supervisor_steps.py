@@ -47,6 +47,7 @@ class FakeRun:
         self.started_at = self.last_advance_at = clock()
         self.first_progress_at, self.first_output_at, self.code, self.stops = None, None, None, 0
         self.aborted = False
+        self.lost_legs = {}
 
     @property
     def producing(self):
@@ -131,6 +132,26 @@ def test_a_crash_restarts_after_the_delay_and_a_loop_fails_the_run(supervised):
         supervisor.step()
     assert outcome == Supervisor.FAILED and "restart loop" in supervisor.failure_reason
     assert Alert.objects.filter(kind="RESTART_LOOP", channel_id=stream.channel_id, cleared_at=None).exists()
+
+
+def test_a_lost_output_leg_is_restored_by_a_restart_the_policy_allows_never_a_failure(supervised):
+    """FFmpeg dropped its UDP leg (its route to 127.0.0.1 is there, so it could work again): the
+    next heartbeat restarts the output stage, counted by the policy; with no restart left it airs
+    on HLS alone rather than failing the channel."""
+    supervisor, clock, runs, stream = supervised
+    runs[0].advance()
+    supervisor.step()
+    supervisor.restarts.extend([clock.now] * supervisor.policy["max_restart_attempts"])
+    runs[0].lost_legs["UDP"] = "No route to host"
+    clock.now = supervisor.next_heartbeat
+    assert supervisor.step() is None and runs[0].stops == 0 and status(stream) == "RUNNING"
+    supervisor.restarts.clear()  # the restart window has moved on
+    clock.now = supervisor.next_heartbeat
+    assert supervisor.step() is None and runs[0].stops == 1
+    assert status(stream) == "STARTING" and "restoring its UDP output" in Stream.objects.get(pk=stream.pk).status_reason
+    while len(runs) == 1:
+        assert supervisor.step() is None
+    assert supervisor.restart_count == 1
 
 
 def test_a_stalled_run_is_killed_and_restarted(supervised):

@@ -27,6 +27,9 @@ LOW_LATENCY_MUX = ["-max_interleave_delta", "40000", "-muxdelay", "0", "-muxprel
 MUX_MAX_DELAY_US = 100_000
 
 
+TEE_LEGS = ("UDP", "HLS")  # the output stage's legs, in the tee's order (FFmpeg names them by index)
+
+
 def output_args(plan):
     network = plan.sections["network_settings"]
     # The window goes on across restarts (RFC 8216 6.2.1): numbering from plan.hls_start, a
@@ -47,8 +50,9 @@ def output_args(plan):
     # the decode times, and one audio frame per PES: each PES arrives before it is due (T-STD).
     udp = (f"[f=mpegts:onfail=ignore:pcr_period=20:max_delay={MUX_MAX_DELAY_US}:pes_payload_size=0"
            f":{service_information(plan)}]{udp_url(network, plan.udp_ttl)}")
+    legs = {"UDP": udp, "HLS": hls}
     return ["-metadata", f"service_provider={network.get('provider_name', 'RetroVue')}",
-            "-metadata", f"service_name={plan.name}", "-f", "tee", f"{udp}|{hls}"]
+            "-metadata", f"service_name={plan.name}", "-f", "tee", "|".join(legs[leg] for leg in TEE_LEGS)]
 
 
 def service_information(plan):
