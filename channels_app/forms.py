@@ -22,7 +22,7 @@ def add_config_errors(form, exc):
 class ChannelForm(forms.ModelForm):
     class Meta:
         model = Channel
-        fields = ["name", "number", "description", "playlist"]
+        fields = ["name", "number", "description", "playlist", "on_demand"]
         help_texts = {"playlist": "JSON list of media file paths under the media roots, played in a "
                                   "loop; empty plays the slate."}
 

@@ -52,6 +52,9 @@ class Channel(models.Model):
     switch_asset = models.ForeignKey("MediaAsset", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     switch_requested_at = models.DateTimeField(null=True, blank=True)
+    # Runs only while someone watches: a tune starts it, RETROVUE_ON_DEMAND_IDLE_SECONDS without a
+    # viewer stops it (streams_app/tuning.py).
+    on_demand = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -68,6 +71,34 @@ class Channel(models.Model):
         from django.urls import reverse
 
         return reverse("channel", args=[self.number])
+
+
+class ViewerSession(models.Model):
+    """One viewer of a channel: an HTTP TS connection (a player or a tuner client) from connect
+    to close, or an HLS client (by address and token) while its requests keep coming. Counted for
+    tune-ins, concurrent viewers and watch time; an on-demand channel runs while one is seen."""
+
+    class Kind(models.TextChoices):
+        TS = "ts", "HTTP MPEG-TS"
+        HLS = "hls", "HLS"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="viewers")
+    kind = models.CharField(max_length=3, choices=Kind.choices)
+    client = models.CharField(max_length=100)  # address, and for HLS the token or user agent
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["channel", "last_seen_at"]), models.Index(fields=["started_at"])]
+
+    @property
+    def watched_s(self):
+        return ((self.ended_at or self.last_seen_at) - self.started_at).total_seconds()
+
+    def __str__(self):
+        return f"{self.get_kind_display()} viewer {self.client} of {self.channel}"
 
 
 class ChannelConfig(models.Model):

@@ -18,7 +18,7 @@ class ChannelSerializer(serializers.ModelSerializer):
     class Meta:
         model = Channel
         fields = ["id", "number", "name", "description", "status", "status_reason", "desired_state",
-                  "host", "uptime_s", "generation", "playlist", "config", "outputs",
+                  "host", "uptime_s", "generation", "playlist", "on_demand", "config", "outputs",
                   "created_at", "updated_at"]
 
     @extend_schema_field(serializers.ChoiceField([*Channel.Status.values, "UNKNOWN"]))

@@ -20,7 +20,7 @@ CONFIG_KEYS = set(ChannelConfig.SECTIONS)
 # Changes a running channel airs without a restart: the playlist from its next segment (as
 # schedules and switches); the description is not on air. Everything else is in the output
 # stage's argv or the slate and is applied by a restart (which rebuilds the run from the config).
-LIVE_FIELDS = {"playlist", "description"}
+LIVE_FIELDS = {"playlist", "description", "on_demand"}
 
 
 def get_channel(ref):
@@ -53,11 +53,12 @@ def create_channel(data):
     """Create a channel from the product template (+ optional quality and playlist)."""
     if not isinstance(data, dict):
         raise ConfigError({"non_field_errors": ["expected an object"]})
-    _check_unknown(data, {"name", "number", "description", "quality", "playlist"} | CONFIG_KEYS)
+    _check_unknown(data, {"name", "number", "description", "quality", "playlist", "on_demand"} | CONFIG_KEYS)
     errors = {}
     clean = {}
     for field, check in (("name", validation.validate_name), ("number", validation.validate_number),
-                         ("quality", _quality), ("description", validation.validate_description)):
+                         ("quality", _quality), ("description", validation.validate_description),
+                         ("on_demand", validation.validate_on_demand)):
         try:
             clean[field] = check(data.get(field))
         except ConfigError as exc:
@@ -84,7 +85,8 @@ def create_channel(data):
     try:
         with transaction.atomic():
             channel = Channel.objects.create(name=clean["name"], number=clean["number"],
-                                             description=clean["description"], playlist=clean["playlist"])
+                                             description=clean["description"], playlist=clean["playlist"],
+                                             on_demand=clean["on_demand"])
             ChannelConfig.objects.create(channel=channel, **sections)
     except IntegrityError:
         raise ConfigError({"number": [f"channel number {clean['number']} is already taken"]}) from None
@@ -96,13 +98,15 @@ def update_config(channel, data):
     description; the stream picks the changes up at its next start or restart."""
     if not isinstance(data, dict):
         raise ConfigError({"non_field_errors": ["expected an object"]})
-    _check_unknown(data, CONFIG_KEYS | {"quality", "playlist", "name", "description"})
+    _check_unknown(data, CONFIG_KEYS | {"quality", "playlist", "name", "description", "on_demand"})
     quality = _quality(data.get("quality"))
     fields = {}
     if "name" in data:
         fields["name"] = validation.validate_name(data["name"])
     if "description" in data:
         fields["description"] = validation.validate_description(data["description"])
+    if "on_demand" in data:
+        fields["on_demand"] = validation.validate_on_demand(data["on_demand"])
     given = {k: data[k] for k in CONFIG_KEYS if k in data}
     sections = validation.validate_config(
         merged_sections(channel.number, quality, given, base=channel.config.sections()))

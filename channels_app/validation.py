@@ -264,6 +264,15 @@ def validate_description(value):
     return value or ""
 
 
+def validate_on_demand(value):
+    """A JSON boolean (absent: false); "yes" or 1 are refused rather than guessed."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError({"on_demand": ["must be true or false"]})
+    return value
+
+
 def validate_name(name):
     if not isinstance(name, str) or not name.strip():
         raise ConfigError({"name": ["required"]})

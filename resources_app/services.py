@@ -16,6 +16,7 @@ from .placement import capacity_of, reserved_by_host, shortfall
 from .requirements import Need, channel_need, parse_cores, parse_mbps, parse_memory_mb
 
 log = logging.getLogger("retrovue.resources")
+ALLOCATE_FIELDS = ("channel", "cpu", "memory_mb", "bandwidth_mbps")  # what an allocate request may hold
 
 
 def measured_use(host, runs):
@@ -104,10 +105,20 @@ def allocation_data(allocation):
             "manual": allocation.manual, "running": allocation.stream_id is not None}
 
 
+def allocation_summary(data):
+    """What an allocate did, in the one line the CLI and the pages tell the operator."""
+    return (f"channel {data['channel']}: reserved {data['cpu']:g} cores, {data['memory_mb']} MB, "
+            f"{data['bandwidth_mbps']:g} Mbit/s on {data['host']}")
+
+
+def release_summary(data):
+    return f"channel {data['channel']}: " + ("reservation released" if data["released"] else "held no reservation")
+
+
 def allocate(data):
     """Reserve the given amounts for a channel. A running channel must fit them on its own host
     (else 409 with the shortfall); a stopped one gets them held on the host it will start on."""
-    channel = _channel_of(data, ("channel", "cpu", "memory_mb", "bandwidth_mbps"))
+    channel = _channel_of(data, ALLOCATE_FIELDS)
     need = _need_from(data, channel)
     with transaction.atomic():
         locked = Channel.objects.select_for_update().get(pk=channel.pk)

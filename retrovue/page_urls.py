@@ -28,4 +28,6 @@ urlpatterns = [
     path("resources/live", resources.resources_page, {"partial": True}, name="resources-live"),
     path("resources/hosts/<str:name>/drain", resources.drain, name="host-drain"),
     path("resources/hosts/<str:name>/undrain", resources.undrain, name="host-undrain"),
+    path("resources/allocate", resources.allocate, name="resources-allocate"),
+    path("resources/release", resources.release, name="resources-release"),
 ]

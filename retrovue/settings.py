@@ -108,12 +108,24 @@ RETROVUE_FAILED_RETRY_SECONDS = env_float("RETROVUE_FAILED_RETRY_SECONDS", 60.0)
 # Metrics history: one sample per stream this often, kept this long.
 RETROVUE_METRICS_SAMPLE_SECONDS = env_float("RETROVUE_METRICS_SAMPLE_SECONDS", 10.0)
 RETROVUE_METRICS_RETENTION_HOURS = env_float("RETROVUE_METRICS_RETENTION_HOURS", 24.0)
+# An on-demand channel with no viewer for this long is stopped (streams_app/tuning.py).
+RETROVUE_ON_DEMAND_IDLE_SECONDS = env_float("RETROVUE_ON_DEMAND_IDLE_SECONDS", 60.0)
 # The as-run log (what aired, written by the engine) is kept this long.
 RETROVUE_ASRUN_RETENTION_DAYS = env_float("RETROVUE_ASRUN_RETENTION_DAYS", 90.0)
 # Alert thresholds (the product's monitoring config): percent of a limit, error lines a minute.
 RETROVUE_ALERT_CPU_PERCENT = env_float("RETROVUE_ALERT_CPU_PERCENT", 80.0)
 RETROVUE_ALERT_MEMORY_PERCENT = env_float("RETROVUE_ALERT_MEMORY_PERCENT", 85.0)
 RETROVUE_ALERT_ERROR_RATE = env_float("RETROVUE_ALERT_ERROR_RATE", 5.0)
+# Early warnings (streams_app/forecasts.py): a trend fitted over the last WINDOW minutes (from
+# at least MIN_SAMPLES points) that reaches its limit within HORIZON minutes raises an alert;
+# so does a data disk with less than DISK_FREE_PERCENT free.
+RETROVUE_TREND_WINDOW_MINUTES = env_float("RETROVUE_TREND_WINDOW_MINUTES", 10.0)
+RETROVUE_TREND_HORIZON_MINUTES = env_float("RETROVUE_TREND_HORIZON_MINUTES", 30.0)
+RETROVUE_TREND_MIN_SAMPLES = env_int("RETROVUE_TREND_MIN_SAMPLES", 6)
+RETROVUE_TREND_DISK_FREE_PERCENT = env_float("RETROVUE_TREND_DISK_FREE_PERCENT", 10.0)
+if RETROVUE_TREND_WINDOW_MINUTES <= 0 or RETROVUE_TREND_HORIZON_MINUTES <= 0 or RETROVUE_TREND_MIN_SAMPLES < 3:
+    raise ImproperlyConfigured("RETROVUE_TREND_WINDOW_MINUTES and RETROVUE_TREND_HORIZON_MINUTES must be above 0 "
+                               "and RETROVUE_TREND_MIN_SAMPLES at least 3 (a line and its error)")
 # Webhooks told of every alert raised and cleared (comma-separated http(s) URLs), besides the
 # notification routes made in the admin or the API: each becomes a route with no filter.
 RETROVUE_ALERT_WEBHOOKS = [url.strip() for url in env_str("RETROVUE_ALERT_WEBHOOKS", "").split(",") if url.strip()]

@@ -8,9 +8,9 @@ from channels_app import api as channels
 from channels_app import schedule_api
 from notifications_app import api as notifications
 from resources_app import api as resources
-from streams_app import alerts_api, asrun_api, monitoring_api, prometheus
+from streams_app import alerts_api, asrun_api, monitoring_api, prometheus, viewers_api
 from streams_app import api as streams
-from streams_app.hls import hls_file
+from streams_app.viewers import hls_file
 
 api = [
     path("channels", channels.ChannelList.as_view()),
@@ -32,6 +32,7 @@ api = [
     path("performance", monitoring_api.PerformanceView.as_view()),
     path("availability", monitoring_api.AvailabilityView.as_view()),
     path("alerts", alerts_api.AlertList.as_view()),
+    path("viewers", viewers_api.ViewerList.as_view()),
     path("notifications", notifications.NotificationList.as_view()),
     path("notifications/routes", notifications.RouteList.as_view()),
     path("notifications/routes/<str:ref>", notifications.RouteDetail.as_view()),

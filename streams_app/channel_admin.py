@@ -48,9 +48,9 @@ class StreamInline(admin.TabularInline):
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["number", "name", "status", "host", "uptime"]
+    list_display = ["number", "name", "status", "host", "uptime", "on_demand"]
     list_display_links = ["number", "name"]
-    list_filter = ["status", "desired_state"]
+    list_filter = ["status", "desired_state", "on_demand"]
     search_fields = ["name"]
     actions = ["start", "stop", "restart", "start_all", "stop_all", "restart_failed"]
     # Changed only by the actions and the supervisor.
@@ -65,7 +65,7 @@ class ChannelAdmin(admin.ModelAdmin):
         return self.readonly_fields + (["number"] if obj else [])
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = [(None, {"fields": ["name", "number", "description", "playlist"]})]
+        fieldsets = [(None, {"fields": ["name", "number", "description", "playlist", "on_demand"]})]
         if obj:
             fieldsets.append(("State", {"fields": self.readonly_fields}))
         return fieldsets
@@ -99,7 +99,7 @@ class ChannelAdmin(admin.ModelAdmin):
                 config = {k: v for f in formset.forms for k, v in f.service_data().items()}
             formset.save(commit=False)  # records the changes for the history, writes nothing
         if change:
-            fields = {k: form.cleaned_data[k] for k in ("name", "description", "playlist")
+            fields = {k: form.cleaned_data[k] for k in ("name", "description", "playlist", "on_demand")
                       if k in form.changed_data}
             changes = {**config, **fields}
             channel = services.update_config(services.get_channel(channel.pk), changes)
@@ -110,7 +110,7 @@ class ChannelAdmin(admin.ModelAdmin):
             if "playlist" in fields:
                 self.message_user(request, f"{channel}: the new playlist airs from the next segment.")
         else:
-            fields = {k: form.cleaned_data[k] for k in ("name", "number", "description", "playlist")}
+            fields = {k: form.cleaned_data[k] for k in ("name", "number", "description", "playlist", "on_demand")}
             # The service creates its own row; the admin's redirect and history need that one.
             channel.pk = services.create_channel({**fields, **config}).pk
             channel.refresh_from_db()

@@ -1,5 +1,6 @@
 """/channels and /channels/<number>: every channel at a glance, one channel in depth, and their
-buttons. Reads come from the existing read models; every button calls streams_app.lifecycle."""
+buttons. Reads come from the existing read models (the health verdict is the one /streams
+shows: monitoring.channel_verdict); every button calls streams_app.lifecycle."""
 import json
 import time
 from datetime import timedelta
@@ -18,7 +19,15 @@ from retrovue.pages import CHANGE_CHANNELS, chart, duration, operator_action
 
 from . import lifecycle
 from .models import Stream
-from .monitoring import metric_series, metric_series_by_channel
+from .monitoring import (
+    LIMITS,
+    channel_verdict,
+    current_streams,
+    drop_baselines,
+    exceeded,
+    metric_series,
+    metric_series_by_channel,
+)
 from .services import stream_health
 from .thumbnails import MAX_AGE_SECONDS, thumbnail
 
@@ -57,6 +66,19 @@ def channel_row(channel, now, airs, samples):
     }
 
 
+def run_health(channel, run, baselines, now):
+    """The channel's verdict with its reasons, and its current run's CPU and memory against the
+    channel's limits; figures only while the run is active (a finished run's last report is not
+    what the channel uses now)."""
+    verdict, reasons = channel_verdict(channel, run, baselines, now)
+    metrics = (run.health_metrics or {}) if run is not None and run.status in Stream.ACTIVE else {}
+    limits = channel.config.resource_limits or {}
+    usage = [{"value": metrics.get(key), "limit": limits.get(limit_key), "unit": unit,
+              "over": exceeded(metrics.get(key), limits, limit_key) is not None}
+             for key, limit_key, unit in LIMITS]
+    return {"verdict": verdict, "reasons": reasons, "usage": usage}
+
+
 def all_channels():
     return Channel.objects.with_runtime().select_related("config", "current_schedule")
 
@@ -64,10 +86,12 @@ def all_channels():
 @login_required
 def channel_list(request, partial=False):
     now = timezone.now()
-    # Polled every second: the samples of all channels in one query, now/next without the
-    # programs list the detail page shows.
+    # Polled every second: the samples, the current runs and their drop baselines of all
+    # channels in one query each, now/next without the programs list the detail page shows.
     series = metric_series_by_channel(now - SPARKLINE_WINDOW)
-    context = {"rows": [channel_row(channel, now, airing(channel, SCHEDULE_HOURS), series.get(channel.pk, []))
+    runs, baselines = current_streams(), drop_baselines(now=now)
+    context = {"rows": [{**channel_row(channel, now, airing(channel, SCHEDULE_HOURS), series.get(channel.pk, [])),
+                         "health": run_health(channel, runs.get(channel.pk), baselines, now)}
                         for channel in all_channels()]}
     template = "dashboards/channel_rows.html" if partial else "dashboards/channels.html"
     return render(request, template, context)

@@ -1,19 +1,14 @@
-"""Serving each channel's rolling HLS window at /hls/<number>/ (public, like any IPTV head-end)."""
+"""Each channel's rolling HLS window on disk: where it lives, how a new output stage numbers
+it, which of it players may see (viewers.py serves it at /hls/<number>/)."""
 import math
-import os
 import re
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpResponse
-
-from channels_app.models import Channel
 
 from .playout.argv import HLS_SEGMENT_SECONDS
 
-LIVE = (Channel.Status.STARTING, Channel.Status.RUNNING)
 
 HLS_FILE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(m3u8|ts)$")
-CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
 
 
 def channel_dir(number):
@@ -85,12 +80,22 @@ def begin_output(folder, reached, fresh):
     return start
 
 
+def output_starts(folder):
+    """The media sequence number each output stage in this folder began at, oldest first."""
+    try:
+        return [int(line) for line in (folder / STARTS).read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def discontinuity_sequence(folder, sequence):
     """Discontinuities (output starts) before segment `sequence`: gone from the window."""
-    try:
-        return sum(int(line) < sequence for line in (folder / STARTS).read_text().split())
-    except (OSError, ValueError):
-        return 0
+    return sum(start < sequence for start in output_starts(folder))
+
+
+def segment_name(sequence):
+    """The file FFmpeg's HLS muxer writes segment `sequence` to (index.m3u8's own pattern)."""
+    return f"index{sequence}.ts"
 
 
 def whole(size):
@@ -166,30 +171,3 @@ def playlist_text(folder, served, live):
         lines.append(line)
     lines += [line for tags, name, _ in entries for line in (tags, name)]
     return "\n".join(lines + ([] if live else ["#EXT-X-ENDLIST"])) + "\n"
-
-
-def hls_file(request, number, filename):
-    """A channel's playlist (only whole segments: `served_window`) or one of its whole segments;
-    an empty or truncated one is never served."""
-    match = HLS_FILE.match(filename)
-    if not match:
-        raise Http404("no such HLS file")
-    folder = hls_dir(number)
-    if match.group(1) == "m3u8":
-        served = served_window(folder)
-        if served is None:
-            raise Http404("no HLS window yet")
-        live = Channel.objects.filter(number=number, status__in=LIVE).exists()
-        response = HttpResponse(playlist_text(folder, served, live), content_type=CONTENT_TYPES["m3u8"])
-    else:
-        try:
-            handle = open(folder / filename, "rb")
-        except OSError:
-            raise Http404("no such HLS file") from None
-        if not whole(os.fstat(handle.fileno()).st_size):
-            handle.close()
-            raise Http404("segment not whole")
-        response = FileResponse(handle, content_type=CONTENT_TYPES["ts"])
-    response["Cache-Control"] = "no-cache" if match.group(1) == "m3u8" else "max-age=60"
-    response["Access-Control-Allow-Origin"] = "*"
-    return response

@@ -265,8 +265,8 @@ def device_description(request):
 
 
 def lineup_channels():
-    """Every channel but those stopped for good (stopped and not running)."""
-    stopped = Q(desired_state=Channel.Desired.STOPPED) & ~Q(status=Channel.Status.RUNNING)
+    """Every channel but those stopped for good (stopped, not running, not started by a tune)."""
+    stopped = Q(desired_state=Channel.Desired.STOPPED) & ~Q(status=Channel.Status.RUNNING) & Q(on_demand=False)
     return Channel.objects.exclude(stopped).select_related("config")
 
 

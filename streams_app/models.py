@@ -63,6 +63,20 @@ class MetricSample(models.Model):
         indexes = [models.Index(fields=["channel", "at"]), models.Index(fields=["at"])]
 
 
+class DiskSample(models.Model):
+    """Free space of a host's data disk (RETROVUE_DATA_DIR) over the trend window, to see it filling."""
+
+    host = models.CharField(max_length=100)
+    path = models.CharField(max_length=500)
+    at = models.DateTimeField()
+    free_bytes = models.BigIntegerField()
+    total_bytes = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["at"]
+        indexes = [models.Index(fields=["host", "at"])]
+
+
 class Alert(models.Model):
     """Raised and cleared like a broadcast system's alarms: at most one open alert per subject."""
 
@@ -77,6 +91,10 @@ class Alert(models.Model):
         SOURCE_FAILED = "SOURCE_FAILED", "a source cannot be read (the slate airs instead)"
         OUTPUT_FAILED = "OUTPUT_FAILED", "an output leg is failing (e.g. HLS on a full disk)"
         OOM = "OOM", "a process was killed by its channel's memory limit"
+        SPEED_TREND = "SPEED_TREND", "encoding speed falling toward below real time"
+        MEMORY_TREND = "MEMORY_TREND", "memory growing toward its limit"
+        DISK_TREND = "DISK_TREND", "the data disk filling"
+        CPU_TREND = "CPU_TREND", "a host's CPU headroom shrinking"
 
     class Severity(models.TextChoices):
         WARNING = "WARNING"

@@ -97,3 +97,18 @@ class ChannelAvailability(s.Serializer):
 class Availability(s.Serializer):
     at = s.DateTimeField()
     channels = ChannelAvailability(many=True)
+
+
+class ViewersByKind(s.Serializer):
+    ts = s.IntegerField(help_text="HTTP MPEG-TS connections")
+    hls = s.IntegerField(help_text="HLS clients")
+
+
+class ChannelViewers(s.Serializer):
+    number = s.IntegerField()
+    name = s.CharField()
+    viewers_now = s.IntegerField(help_text="sessions not ended")
+    viewers_by_kind = ViewersByKind()
+    tune_ins = s.IntegerField(help_text="sessions started since `since`")
+    watch_time_s = s.FloatField(help_text="seconds watched since `since`, over all sessions")
+    since = s.DateTimeField(help_text="start of the window: now minus `hours`")

@@ -1,6 +1,6 @@
-"""GET /metrics: channels, encode hosts and open alerts in Prometheus' text format, read from the
-database at scrape time by a collector on a per-request registry (no process-global metric state,
-so every web worker answers the same)."""
+"""GET /metrics: channels, their viewers, encode hosts and open alerts in Prometheus' text format,
+read from the database at scrape time by a collector on a per-request registry (no process-global
+metric state, so every web worker answers the same)."""
 import hmac
 
 from django.conf import settings
@@ -15,6 +15,7 @@ from resources_app.services import resource_status
 
 from .models import Alert, Stream
 from .monitoring import current_streams, host_usage
+from .tuning import no_viewers, viewer_figures
 
 CHANNEL_LABELS = ["channel", "name", "host"]
 # (family, name, help, key in the run's health_metrics (+ restart_count), scale)
@@ -48,8 +49,9 @@ class RetroVueCollector:
     """Builds every family from the database each time it is collected."""
 
     def collect(self):
-        streams = current_streams()
-        yield from channel_families(list(Channel.objects.all()), streams)
+        streams, channels = current_streams(), list(Channel.objects.all())
+        yield from channel_families(channels, streams)
+        yield from viewer_families(channels, viewer_figures())
         yield from host_families(host_usage())
         yield from reservation_families(resource_status()["hosts"])
         yield alert_family(Alert.objects.filter(cleared_at=None).select_related("channel"))
@@ -73,6 +75,24 @@ def channel_families(channels, streams):
             if values.get(key) is not None:
                 family.add_metric(labels, values[key] * scale)
     return [up, status, *(family for family, _key, _scale in families)]
+
+
+def viewer_families(channels, figures):
+    """Viewers now by kind, and all-time tune-ins and watch time (sessions only accumulate, so
+    these are counters), for every channel; `figures` is tuning.viewer_figures() of all time."""
+    viewers = GaugeMetricFamily("retrovue_viewers", "Viewers watching the channel now, by kind (ts, hls).",
+                                labels=["channel", "name", "kind"])
+    tune_ins = CounterMetricFamily("retrovue_tune_ins", "Viewer sessions the channel has had.",
+                                   labels=["channel", "name"])
+    watched = CounterMetricFamily("retrovue_watch_seconds", "Seconds viewers have watched the channel.",
+                                  labels=["channel", "name"])
+    for channel in channels:
+        labels, counts = [str(channel.number), channel.name], figures.get(channel.pk, no_viewers())
+        for kind, count in counts.viewers_by_kind.items():
+            viewers.add_metric(labels + [kind], count)
+        tune_ins.add_metric(labels, counts.tune_ins)
+        watched.add_metric(labels, counts.watch_time_s)
+    return [viewers, tune_ins, watched]
 
 
 def host_families(hosts):

@@ -28,9 +28,11 @@ def beat_schedule():
     return [
         ("retrovue: sweep stream leases", "streams.sweep_leases", every),
         ("retrovue: evaluate alerts", "streams.evaluate_alerts", alert_interval()),
+        ("retrovue: forecast trends", "streams.evaluate_trends", 60),
         ("retrovue: restart failed channels", "streams.restart_failed_channels", 10),
         ("retrovue: prune metric samples", "streams.prune_metrics", 600),
         ("retrovue: prune the as-run log", "streams.prune_as_run", 3600),
+        ("retrovue: stop idle on-demand channels", "streams.stop_idle_on_demand", 5),
         ("retrovue: reconcile reservations", "resources.reconcile", settings.RETROVUE_RECONCILE_SECONDS),
         ("retrovue: migrate draining hosts", "resources.migrate_step", every),
     ]

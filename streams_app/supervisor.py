@@ -35,10 +35,12 @@ from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_b
 from .models import Alert, MetricSample, Stream
 from .output_legs import leg_can_resume
 from .playout.lease import Lease
+from .playout.argv import HLS_SEGMENT_SECONDS
 from .playout.plan import ChannelPlan
 from .runner import FFmpegRun
 
 log = logging.getLogger("retrovue.supervisor")
+TUNE_BURST = timedelta(seconds=HLS_SEGMENT_SECONDS)
 
 SHUTDOWN = threading.Event()
 _ACTIVE = weakref.WeakSet()
@@ -214,8 +216,12 @@ class Supervisor:
         self.refresh_plan()
         start = begin_output(self.plan.hls_dir, self.hls_reached, fresh=self.ffmpeg is None)
         self.plan = replace(self.plan, hls_start=start, cgroup_procs=self.confine())
+        # An on-demand channel's first start bursts the last segment's worth of its timeline: its
+        # viewer is waiting for the first HLS segment, which ends on the first keyframe after it.
+        burst = self.channel.on_demand and self.ffmpeg is None
         run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease,
-                                         run_id=self.stream.pk, host=self.stream.host)
+                                         run_id=self.stream.pk, host=self.stream.host,
+                                         origin=timezone.now() - TUNE_BURST if burst else None)
         self.ffmpeg = run
         self.reported_running = False
         self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)

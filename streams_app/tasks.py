@@ -3,7 +3,7 @@
 Entry points only: each calls one service function."""
 from celery import shared_task
 
-from . import alerts, asrun, lifecycle, monitoring, services
+from . import alerts, asrun, forecasts, lifecycle, monitoring, services, tuning
 from . import supervisor
 from .launch import SUPERVISE_TASK, SWITCH_TASK
 
@@ -36,9 +36,19 @@ def evaluate_alerts():
     return alerts.evaluate_alerts()
 
 
+@shared_task(name="streams.evaluate_trends", ignore_result=True)
+def evaluate_trends():
+    return forecasts.evaluate_trends()
+
+
 @shared_task(name="streams.prune_metrics", ignore_result=True)
 def prune_metrics():
     return monitoring.prune_metric_samples()
+
+
+@shared_task(name="streams.stop_idle_on_demand", ignore_result=True)
+def stop_idle_on_demand():
+    return tuning.stop_idle_on_demand()
 
 
 @shared_task(name="streams.prune_as_run", ignore_result=True)

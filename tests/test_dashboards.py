@@ -30,7 +30,8 @@ PAGES = ["/channels", "/channels/live", "/channels/1", "/channels/1/live", "/cha
          "/streams", "/streams/table", "/streams/charts", "/streams/log", "/resources", "/resources/live"]
 LATENCY_MS = 2_000  # a change in the database shows on an open page within this
 BUTTONS = ["/channels/1/start", "/channels/1/stop", "/channels/1/restart", "/channels/start-all",
-           "/channels/stop-all", "/resources/hosts/enc-1/drain", "/resources/hosts/enc-1/undrain"]
+           "/channels/stop-all", "/resources/hosts/enc-1/drain", "/resources/hosts/enc-1/undrain",
+           "/resources/allocate", "/resources/release"]
 
 
 def failed_channel():

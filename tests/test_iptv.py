@@ -243,12 +243,41 @@ def test_follow_hls_joins_at_the_newest_segments_then_follows_the_window(tmp_pat
     assert next(stream) == ts("s2") + ts("s3")  # the newest two at once
     publish(tmp_path, 2, {f"index{n}.ts": ts(f"s{n}") for n in range(2, 5)})
     assert next(stream) == ts("s4")
-    publish(tmp_path, 0, {"index0.ts": ts("restarted")})  # FFmpeg restarted: numbering starts over
+    for old in tmp_path.glob("*.ts"):  # a fresh start clears the window (hls.begin_output)
+        old.unlink()
+    publish(tmp_path, 0, {"index0.ts": ts("restarted")})  # numbering starts over
     assert next(stream) == ts("restarted")
     publish(tmp_path, 0, {"index0.ts": ts("restarted"), "index1.ts": None, "index2.ts": ts("r2")})
     assert next(stream) == ts("r2")
     began = time.monotonic()
     assert list(stream) == [] and time.monotonic() - began >= 0.5, "ends after `idle` without segments"
+
+
+def test_follow_hls_passes_on_the_segment_being_written_as_whole_packets_land(tmp_path):
+    """A viewer gets the newest packets as FFmpeg writes them, not a segment later; what it got
+    of a segment is not sent again when the segment is listed."""
+    follower = HlsFollower(tmp_path, idle=10)
+    publish(tmp_path, 0, {"index0.ts": ts("s0")})
+    assert follower.step() == ts("s0")
+    growing = ts("a") + ts("b") + ts("c")
+    (tmp_path / "index1.ts").write_bytes(growing[:188 * 2 + 50])  # a packet cut mid-write
+    assert follower.step() == ts("a") + ts("b")
+    assert follower.step() == b""
+    publish(tmp_path, 0, {"index0.ts": ts("s0"), "index1.ts": growing})
+    assert follower.step() == ts("c")
+
+
+def test_a_viewer_that_started_the_channel_follows_the_new_output_never_the_old_window(tmp_path):
+    publish(tmp_path, 5, {"index5.ts": ts("old")})
+    (tmp_path / hls.STARTS).write_text("5\n")
+    follower = HlsFollower(tmp_path, idle=10, after_starts=1)
+    assert follower.step() == b""  # the old run's window is never sent
+    for old in [*tmp_path.glob("*.ts"), tmp_path / "index.m3u8"]:  # the new output stage begins
+        old.unlink()
+    with open(tmp_path / hls.STARTS, "a") as starts:
+        starts.write("6\n")
+    (tmp_path / "index6.ts").write_bytes(ts("new"))
+    assert follower.step() == ts("new")
 
 
 def test_a_segment_whose_write_failed_is_never_passed_on(tmp_path):

@@ -35,6 +35,7 @@ ENDPOINTS = [
     ("GET", "/api/performance", False),
     ("GET", "/api/availability", False),
     ("GET", "/api/alerts", False),
+    ("GET", "/api/viewers", False),
     ("GET", "/api/asrun", False),
     ("GET", "/api/notifications", False),
     ("GET", "/api/notifications/routes", False),

@@ -87,7 +87,7 @@ def supervised(transactional_db):
     stream = Stream.objects.create(channel=channel, host="test-a", generation=1, heartbeat_at=timezone.now())
     clock, runs = FakeClock(), []
 
-    def start_run(plan, channel_id, spawn, lease, run_id, host):
+    def start_run(plan, channel_id, spawn, lease, run_id, host, origin):
         runs.append(FakeRun(clock))
         return runs[-1], FakeEngine()
 

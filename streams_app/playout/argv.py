@@ -12,6 +12,9 @@ from .plan import safe_path
 
 X264_FAMILY = {"libx264", "libx265"}
 HLS_SEGMENT_SECONDS = 2
+# A new output stage's first segments are shorter: a viewer who tuned (an on-demand start) gets
+# bytes once the first one is written, and FFmpeg writes a segment whole when it ends.
+HLS_FIRST_SEGMENT_SECONDS = 0.5
 PCM = "aformat=sample_fmts=s16:channel_layouts=stereo"
 # What a segment's source may be opened with: local files, and the web for URL assets.
 SOURCE_PROTOCOLS = "file,http,https,tcp,tls,crypto"
@@ -39,7 +42,7 @@ def output_args(plan):
     # segment, its ':' escaped twice (once for the tee's '|' split, once for its option list).
     hls = (
         f"[f=hls:max_delay={MUX_MAX_DELAY_US}:hls_ts_options=pcr_period=20\\\\:pes_payload_size=0"
-        f":hls_time={HLS_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
+        f":hls_time={HLS_SEGMENT_SECONDS}:hls_init_time={HLS_FIRST_SEGMENT_SECONDS}:hls_list_size={plan.hls_list_size}"
         f":hls_delete_threshold={plan.hls_list_size + 1}:start_number={plan.hls_start}"
         f":hls_flags=delete_segments+independent_segments+discont_start+omit_endlist]"
         f"{safe_path(plan.hls_dir / 'index.m3u8')}"
@@ -82,7 +85,10 @@ def encode_args(plan):
     gop = str(max(1, round(float(plan.fmt.fps) * HLS_SEGMENT_SECONDS)))
     # Square pixels for players; the fps filter hands each frame to the encoder as it comes
     # (without it FFmpeg holds one back to time it: 72 ms steady jitter instead of 42, bench/transitions.py).
-    args = ["-vf", f"setsar=1,fps={plan.fmt.fps}", "-c:v", video, "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop]
+    args = ["-vf", f"setsar=1,fps={plan.fmt.fps}", "-c:v", video, "-pix_fmt", "yuv420p", "-g", gop, "-keyint_min", gop,
+            # A keyframe every first segment's length at the start, so those segments can be cut
+            # that short (a viewer who started the channel waits for the first one), then every gop.
+            "-force_key_frames", f"expr:lt(t,{HLS_SEGMENT_SECONDS})*gte(t,n_forced*{HLS_FIRST_SEGMENT_SECONDS})"]
     if video in X264_FAMILY:
         args += ["-preset", quality.get("preset", "veryfast"), "-sc_threshold", "0"]
         if video == "libx264":

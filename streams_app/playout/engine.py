@@ -42,7 +42,7 @@ class Pacer(threading.Thread):
         super().__init__(name="pacer", daemon=True)
         self.mode, self.feed = mode, feed
         self.fmt = mode.fmt
-        self.origin = origin  # wall-clock time of frame 0 (aware datetime)
+        self.origin = origin  # wall-clock time of frame 0 (aware datetime; in the past: burst to it)
         # The clock, how to wait on it (True: stopped meanwhile), where readers are prepared.
         self.clock = clock
         self.stopped = threading.Event()
@@ -159,7 +159,9 @@ class Pacer(threading.Thread):
         database is read on the helper thread (`prepare`), so a fork or a query never delays
         a frame."""
         self.origin = self.origin or timezone.now()
-        start = self.clock()
+        # The clock's reading at the origin: an origin in the past (a tune's burst) has the
+        # frames due since then go out at once.
+        start = self.clock() - max(0.0, (timezone.now() - self.origin).total_seconds())
         self.prepare = self.executor()
         try:
             self.begin(self.next_entry(0))

@@ -17,6 +17,7 @@ def _create_args(parser):
     parser.add_argument("--playlist", nargs="+", metavar="FILE", default=[],
                         help="media files under RETROVUE_MEDIA_ROOTS, played in a loop")
     parser.add_argument("--description", default="")
+    parser.add_argument("--on-demand", action="store_true", help="run only while someone watches")
 
 
 def _ref(parser):
@@ -31,6 +32,7 @@ def _configure_args(parser):
     parser.add_argument("--playlist", nargs="*", metavar="FILE",
                         help="media files under RETROVUE_MEDIA_ROOTS (none: the slate)")
     parser.add_argument("--description")
+    parser.add_argument("--on-demand", choices=["on", "off"], help="run only while someone watches")
 
 
 def _switch_args(parser):
@@ -64,24 +66,25 @@ class Command(ServiceCommand):
     def handle(self, *args, subcommand, **options):
         super().handle(*args, subcommand=subcommand.replace("-", "_"), **options)
 
-    def do_create(self, name, number, quality, output, playlist, description, json, **_):
+    def do_create(self, name, number, quality, output, playlist, description, on_demand, json, **_):
         data = {"name": name, "number": number, "quality": quality, "playlist": playlist,
-                "description": description}
+                "description": description, "on_demand": on_demand}
         if output:
             data["network_settings"] = parse_output_url(output)
         channel = services.create_channel(data)
         self.emit(channel_data(channel), json, f"created channel {channel.number} ({channel.id})")
 
-    def do_configure(self, channel, name, quality, output, playlist, description, json, **_):
+    def do_configure(self, channel, name, quality, output, playlist, description, on_demand, json, **_):
         data = {key: value for key, value in (("name", name), ("quality", quality), ("playlist", playlist),
-                                              ("description", description)) if value is not None}
+                                              ("description", description),
+                                              ("on_demand", on_demand and on_demand == "on")) if value is not None}
         if output:
             data["network_settings"] = parse_output_url(output)
         found = services.update_config(services.get_channel(channel), data)
         outcome = services.change_outcome(found, data)
         lines = [f"channel {found.number} changed"]
         if outcome["applied_live"]:
-            lines.append(f"on air from the next segment: {', '.join(outcome['applied_live'])}")
+            lines.append(f"applied live (a playlist from the next segment): {', '.join(outcome['applied_live'])}")
         if outcome["restart_required"]:
             lines.append(f"restart to apply ({', '.join(outcome['restart_for'])}): "
                          f"retrovue stream restart {found.number}")

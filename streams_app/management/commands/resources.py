@@ -89,13 +89,11 @@ class Command(ServiceCommand):
     def do_allocate(self, channel, cpu, memory, bandwidth, json, **_):
         data = services.allocate({"channel": channel, "cpu": cpu, "memory_mb": memory,
                                   "bandwidth_mbps": bandwidth})
-        self.emit(data, json, f"channel {data['channel']}: reserved {data['cpu']:g} cores, "
-                              f"{data['memory_mb']} MB, {data['bandwidth_mbps']:g} Mbit/s on {data['host']}")
+        self.emit(data, json, services.allocation_summary(data))
 
     def do_release(self, channel, json, **_):
         data = services.release({"channel": channel})
-        self.emit(data, json, f"channel {data['channel']}: "
-                              + ("reservation released" if data["released"] else "held no reservation"))
+        self.emit(data, json, services.release_summary(data))
 
     def do_drain(self, host, migrate, json, **_):
         data = services.drain_host(host, migrate=migrate)

@@ -1,0 +1,178 @@
+"""Viewers and on-demand channels.
+
+Every tune is a viewer session of its channel: an HTTP TS connection (players, tuner clients)
+from connect to close, an HLS client (by address and token or user agent) while its requests
+keep coming. Sessions give tune-ins, concurrent viewers and watch time. An on-demand channel
+runs only while it has viewers: a tune of one that is not live starts it (placement and
+admission as any start), and beat stops one nobody has been seen watching for
+RETROVUE_ON_DEMAND_IDLE_SECONDS.
+"""
+import threading
+import time
+from datetime import timedelta
+from typing import NamedTuple
+
+from django.conf import settings
+from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from channels_app.models import Channel, ViewerSession
+
+from . import lifecycle
+from .hls import hls_dir, output_starts, served_window
+
+LIVE = (Channel.Status.STARTING, Channel.Status.RUNNING)
+HLS_GAP = timedelta(seconds=30)  # an HLS client that asked nothing for this long has left
+SEEN_EVERY = 5.0  # seconds between writes of a session's last_seen_at
+STALE = timedelta(seconds=3 * SEEN_EVERY)  # a TS session not seen for this long lost its web process
+
+
+def tune(channel):
+    """Start an on-demand channel that is not live; returns how many output starts its HLS
+    folder had before (for the viewer to follow the new one), or None if nothing was started.
+    A start refused (no host has room) raises as any start does."""
+    if not channel.on_demand or (channel.status in LIVE and channel.desired_state == Channel.Desired.RUNNING):
+        return None
+    before = len(output_starts(hls_dir(channel.number)))
+    lifecycle.start_channel(channel)
+    return before
+
+
+def start_watching(channel, client):
+    """A TS viewer arrives: its session (opened first, so beat sees a viewer before the start)
+    and what `tune` returned; a start refused closes the session again and raises."""
+    session = open_session(channel, ViewerSession.Kind.TS, client)
+    try:
+        return session, tune(channel)
+    except Exception:
+        close_session(session)
+        raise
+
+
+def open_session(channel, kind, client):
+    now = timezone.now()
+    return ViewerSession.objects.create(channel=channel, kind=kind, client=client[:100], started_at=now,
+                                        last_seen_at=now).pk
+
+
+def close_session(session_id):
+    now = timezone.now()
+    ViewerSession.objects.filter(pk=session_id, ended_at=None).update(last_seen_at=now, ended_at=now)
+
+
+class Sightings:
+    """When each session was last written, in this process: a viewer is seen every chunk or
+    request, its session written at most every SEEN_EVERY seconds."""
+
+    def __init__(self):
+        self.written, self.lock = {}, threading.Lock()
+
+    def due(self, key, now):
+        with self.lock:
+            if now - self.written.get(key, -SEEN_EVERY) < SEEN_EVERY:
+                return False
+            self.written[key] = now
+            return True
+
+    def forget(self, key):
+        with self.lock:
+            self.written.pop(key, None)
+
+
+SIGHTINGS = Sightings()
+
+
+def seen_due(session_id):
+    """Whether the TS viewer `session_id`, seen now, is due a write (mark_seen)."""
+    return SIGHTINGS.due(("ts", session_id), time.monotonic())
+
+
+def mark_seen(session_id):
+    ViewerSession.objects.filter(pk=session_id, ended_at=None).update(last_seen_at=timezone.now())
+
+
+def hls_seen(channel, client):
+    """An HLS request of `client`: its session goes on, or one starts (a tune-in)."""
+    if not SIGHTINGS.due(("hls", channel.pk, client), time.monotonic()):
+        return
+    now = timezone.now()
+    if not ViewerSession.objects.filter(channel=channel, kind=ViewerSession.Kind.HLS, client=client[:100],
+                                        ended_at=None, last_seen_at__gte=now - HLS_GAP).update(last_seen_at=now):
+        open_session(channel, ViewerSession.Kind.HLS, client)
+
+
+def tuned_window(channel, before, patience):
+    """After `tune` started `channel`: wait up to `patience` seconds for its new output stage's
+    first HLS window; True once it is there."""
+    folder, deadline = hls_dir(channel.number), time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if len(output_starts(folder)) > before and served_window(folder) is not None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def end_stale_sessions(now):
+    """HLS clients gone quiet, and TS sessions whose web process went without closing them,
+    end when they were last seen; returns how many ended."""
+    return ViewerSession.objects.filter(
+        Q(kind=ViewerSession.Kind.HLS, last_seen_at__lt=now - HLS_GAP) |
+        Q(kind=ViewerSession.Kind.TS, last_seen_at__lt=now - STALE), ended_at=None).update(ended_at=F("last_seen_at"))
+
+
+def stop_idle_on_demand(now=None):
+    """One pass of beat's loop: end stale sessions, then stop each on-demand channel that
+    wants to run but has had no viewer (nor a start) for RETROVUE_ON_DEMAND_IDLE_SECONDS;
+    returns the numbers of the channels stopped."""
+    now = now or timezone.now()
+    end_stale_sessions(now)
+    idle_since = now - timedelta(seconds=settings.RETROVUE_ON_DEMAND_IDLE_SECONDS)
+    candidates = Channel.objects.filter(on_demand=True, desired_state=Channel.Desired.RUNNING).annotate(
+        watched=Max("viewers__last_seen_at"), run_began=Max("streams__created_at"))
+    stopped = []
+    for channel in candidates:
+        last_sign = max(filter(None, [channel.watched, channel.run_began]), default=None)
+        if last_sign is None or last_sign < idle_since:
+            lifecycle.stop_channel(channel)
+            stopped.append(channel.number)
+    return stopped
+
+
+class ViewerFigures(NamedTuple):
+    viewers_now: int
+    viewers_by_kind: dict  # {kind: viewers now}
+    tune_ins: int
+    watch_time_s: float
+
+
+def viewer_figures(since=None):
+    """{channel id: ViewerFigures} of each channel with a session, in one aggregate query: viewers
+    now are sessions not ended; tune-ins the sessions started since `since`, watch time the part
+    of each session after it (None: all time, as Prometheus' counters want)."""
+    sessions, begun, tuned_in, watched = ViewerSession.objects.order_by(), F("started_at"), None, None
+    if since is not None:
+        sessions = sessions.filter(Q(ended_at=None) | Q(ended_at__gte=since))
+        begun = Greatest("started_at", Value(since))
+        tuned_in = Q(started_at__gte=since)
+        watched = Q(ended_at__gte=since) | Q(ended_at=None, last_seen_at__gte=since)
+    kinds = ViewerSession.Kind.values
+    rows = sessions.values("channel_id").annotate(
+        tune_ins=Count("pk", filter=tuned_in),
+        watched=Sum(Coalesce("ended_at", "last_seen_at") - begun, filter=watched),
+        **{f"now_{kind}": Count("pk", filter=Q(ended_at=None, kind=kind)) for kind in kinds})
+    return {row["channel_id"]: ViewerFigures(
+        viewers_now=sum(row[f"now_{kind}"] for kind in kinds),
+        viewers_by_kind={kind: row[f"now_{kind}"] for kind in kinds},
+        tune_ins=row["tune_ins"], watch_time_s=(row["watched"] or timedelta()).total_seconds()) for row in rows}
+
+
+def no_viewers():
+    return ViewerFigures(0, dict.fromkeys(ViewerSession.Kind.values, 0), 0, 0.0)
+
+
+def viewer_counts(now=None):
+    """{channel id: (viewers now, tune-ins in the last 24 h, watch time s in the last 24 h)}."""
+    since = (now or timezone.now()) - timedelta(days=1)
+    return {pk: (figures.viewers_now, figures.tune_ins, figures.watch_time_s)
+            for pk, figures in viewer_figures(since).items()}
