@@ -44,7 +44,7 @@ CAPACITY = 3  # channel slots per worker; a free thread is left for beat's contr
 OURS_ENV = {
     "RETROVUE_HEARTBEAT_SECONDS": "1",
     "RETROVUE_LEASE_TTL_SECONDS": "3",
-    "RETROVUE_HEALTH_CHECK_INTERVAL": "1",
+    "RETROVUE_LEASE_SWEEP_SECONDS": "1",
     "RETROVUE_STALL_SECONDS": "2",
     "RETROVUE_AUTO_RESTART": "1",
     "RETROVUE_MAX_RESTART_ATTEMPTS": "3",
@@ -55,7 +55,7 @@ OURS_ENV = {
 # sweep every 30 s; the lease TTL must exceed the sweep interval (at TTL <= interval every sweep
 # starts a grace period, see streams_app/control_loops.py), so it is 31 s, the least whole second
 # above it. For an FFmpeg crash it is restart_delay_seconds 30 in the channel's failover_settings.
-SEED_HOST_ENV = {**OURS_ENV, "RETROVUE_HEALTH_CHECK_INTERVAL": "30", "RETROVUE_LEASE_TTL_SECONDS": "31"}
+SEED_HOST_ENV = {**OURS_ENV, "RETROVUE_LEASE_SWEEP_SECONDS": "30", "RETROVUE_LEASE_TTL_SECONDS": "31"}
 SEED_RESTART_DELAY = 30
 
 # label -> (channel number = UDP port, failover_settings)
@@ -180,7 +180,7 @@ def wait_sweep_effective(since):
     from streams_app.models import ControlLoopRun
 
     ttl = settings.RETROVUE_LEASE_TTL_SECONDS
-    every = settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    every = settings.RETROVUE_LEASE_SWEEP_SECONDS
 
     def effective():
         marks = dict(ControlLoopRun.objects.filter(name__in=["lease-sweep", "lease-sweep:grace"])
@@ -329,7 +329,7 @@ def at_sweep_phase(fraction):
 
     from streams_app.models import ControlLoopRun
 
-    every = settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    every = settings.RETROVUE_LEASE_SWEEP_SECONDS
     last = ControlLoopRun.objects.get(name="lease-sweep").last_run_at.timestamp()
     target = last + fraction * every
     while target < time.time() + 0.05:
@@ -431,7 +431,7 @@ def measure(args, channels, recorders):
     from django.test import override_settings
 
     stall, ttl = settings.RETROVUE_STALL_SECONDS, settings.RETROVUE_LEASE_TTL_SECONDS
-    every = settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    every = settings.RETROVUE_LEASE_SWEEP_SECONDS
     out = []
     cluster = Cluster("ours")
     clusters.append(cluster)
@@ -471,9 +471,9 @@ def measure(args, channels, recorders):
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     os.environ.update(SEED_HOST_ENV)
-    every = int(SEED_HOST_ENV["RETROVUE_HEALTH_CHECK_INTERVAL"])
+    every = int(SEED_HOST_ENV["RETROVUE_LEASE_SWEEP_SECONDS"])
     ttl = float(SEED_HOST_ENV["RETROVUE_LEASE_TTL_SECONDS"])
-    with override_settings(RETROVUE_HEALTH_CHECK_INTERVAL=every, RETROVUE_LEASE_TTL_SECONDS=ttl):
+    with override_settings(RETROVUE_LEASE_SWEEP_SECONDS=every, RETROVUE_LEASE_TTL_SECONDS=ttl):
         ensure_beat_schedule(apps.get_app_config("streams_app"))
         cluster = Cluster("seed")
         clusters.append(cluster)

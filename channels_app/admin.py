@@ -15,6 +15,7 @@ from django.forms.models import BaseInlineFormSet
 
 from retrovue.errors import ConfigError
 
+from . import config_admin  # noqa: F401  (the system defaults)
 from . import media, schedules
 from .models import Channel, MediaAsset, Program, Schedule, TransitionRule
 

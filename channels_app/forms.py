@@ -9,6 +9,7 @@ from retrovue.errors import ConfigError
 from . import validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
+from .system_config import default_resource_limits
 
 
 def add_config_errors(form, exc):
@@ -75,7 +76,8 @@ class ChannelConfigForm(forms.ModelForm):
         base = self.instance.sections() if self.instance.pk else None
         try:
             # The channel number only picks the default port, so any number validates the same.
-            validation.validate_config(merged_sections(0, data.pop("quality", None), data, base=base))
+            validation.validate_config(merged_sections(0, data.pop("quality", None), data, base=base,
+                                                       default_limits=default_resource_limits()))
         except ConfigError as exc:
             add_config_errors(self, exc)
         return cleaned

@@ -120,10 +120,10 @@ class ChannelConfig(models.Model):
         return {name: getattr(self, name) for name in self.SECTIONS}
 
     def failover(self):
-        """The channel's restart policy: its own keys over the system-wide defaults."""
-        from django.conf import settings
+        """The channel's restart policy: its own keys over the system defaults' failover_settings."""
+        from .system_config import system_config  # it reads this module's SystemConfig
 
-        return {**settings.RETROVUE_FAILOVER_DEFAULTS, **(self.failover_settings or {})}
+        return {**system_config()["failover_settings"], **(self.failover_settings or {})}
 
     def __str__(self):
         return f"config of {self.channel}"
@@ -209,3 +209,18 @@ class TransitionRule(models.Model):
 
     def __str__(self):
         return f"{self.get_fill_display()} for {self.schedule}"
+
+
+class SystemConfig(models.Model):
+    """The system defaults an operator stored (the product design's configuration block, in its
+    nested shape, only the keys set); one row. channels_app/system_config.py validates and
+    merges it over the environment's defaults."""
+
+    values = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "system defaults"
+
+    def __str__(self):
+        return "system defaults"

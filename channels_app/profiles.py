@@ -51,13 +51,14 @@ def default_network(number):
     return {"protocol": "udp", "multicast_address": "127.0.0.1", "port": BASE_UDP_PORT + number % 60000}
 
 
-def merged_sections(number, quality=None, given=None, base=None):
-    """Build the config sections: base (or the defaults) < quality profile < explicit keys."""
+def merged_sections(number, quality=None, given=None, base=None, default_limits=None):
+    """Build the config sections: base (or the defaults) < quality profile < explicit keys. A new
+    channel's resource_limits default to `default_limits` (the system defaults' per-channel ones)."""
     given = given or {}
     sections = copy.deepcopy(base) if base else {
         **copy.deepcopy(QUALITY_PROFILES[DEFAULT_QUALITY]),
         "network_settings": default_network(number),
-        "resource_limits": dict(DEFAULT_RESOURCE_LIMITS),
+        "resource_limits": dict(default_limits or DEFAULT_RESOURCE_LIMITS),
         "failover_settings": {},
         "placement_settings": {},
     }

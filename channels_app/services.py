@@ -14,6 +14,7 @@ from retrovue.errors import ConfigError, Conflict, NotFound
 from . import media, programming, validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
+from .system_config import default_resource_limits
 from .schedules import copy_mode_errors
 
 CONFIG_KEYS = set(ChannelConfig.SECTIONS)
@@ -67,7 +68,8 @@ def create_channel(data):
     sections = None
     try:
         number = clean.get("number") or 0
-        sections = validation.validate_config(merged_sections(number, clean.get("quality"), given))
+        sections = validation.validate_config(merged_sections(number, clean.get("quality"), given,
+                                                              default_limits=default_resource_limits()))
     except ConfigError as exc:
         errors.update(exc.errors)
     try:

@@ -1,7 +1,8 @@
 """Reservations follow runs: made with the run that admission placed, gone when the run ends.
 
-`admit` is the only way onto a host: inside the caller's transaction it chooses a host, locks
-its row (so two starts cannot both take its last room) and checks the fit again. `reserve`
+`admit` is the only way onto a host: inside the caller's transaction it checks the system-wide
+max_channels, chooses a host, locks its row (so two starts cannot both take its last room) and
+checks the fit again. `reserve`
 ties the reservation to the run; `release_run` and `release_channel` drop it; `reconcile` is
 beat's safety net that finds and fixes any drift, and says what it fixed.
 """
@@ -10,6 +11,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from channels_app import system_config
 from channels_app.models import Channel
 from retrovue.errors import DoesNotFit
 from streams_app.models import Stream
@@ -27,9 +29,24 @@ def held_host(channel):
     return EncodeHost.objects.filter(allocations__channel=channel, allocations__stream=None).first()
 
 
+def check_max_channels(channel, need):
+    """Refuse a channel past the system defaults' max_channels (0: no limit), counting the
+    reservations of the others; the lock makes concurrent starts count one after another."""
+    limit = system_config.system_config()["max_channels"]
+    if not limit:
+        return
+    system_config.lock()
+    others = ResourceAllocation.objects.exclude(channel=channel).count()
+    if others >= limit:
+        raise DoesNotFit(f"channel {channel.number}: {others} channels already run or hold room, "
+                         f"the system's max_channels is {limit}",
+                         shortfall={"system": [f"channels {others}/{limit} (max_channels)"]}, need=need.as_dict())
+
+
 def admit(channel, exclude=(), need=None):
     """Choose a host where the channel fits and lock it; call inside a transaction."""
     need = need or channel_need(channel)
+    check_max_channels(channel, need)
     held = held_host(channel)
     for _ in range(ADMIT_ATTEMPTS):
         if held is not None and held.name not in exclude and EncodeHost.objects.live().filter(pk=held.pk).exists():

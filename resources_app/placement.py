@@ -3,13 +3,14 @@
 Fit is judged against reservations (ResourceAllocation rows), never against a guess: each
 dimension (CPU, memory, bandwidth, channel slots) must have room beside what is reserved.
 Among the hosts that fit, `spread` (the default) takes the least loaded one after placing,
-`pack` the most loaded, so whole hosts stay free. Only live hosts qualify: ONLINE and with a
+`pack` the most loaded, so whole hosts stay free (the system defaults'
+resource_allocation.strategy). Only live hosts qualify: ONLINE and with a
 heartbeat within the lease TTL, so a host whose lease is stale never gets a channel.
 """
-from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from channels_app.system_config import system_config
 from retrovue.errors import DoesNotFit, NoCapacity
 from streams_app.models import Stream
 
@@ -100,7 +101,7 @@ def choose_host(channel, need=None, exclude=(), strategy=None):
     """The host to reserve `need` (default: the channel's need) on, or DoesNotFit naming the
     shortfall on every eligible host."""
     need = need or channel_need(channel)
-    strategy = strategy or settings.RETROVUE_PLACEMENT_STRATEGY
+    strategy = strategy or system_config()["resource_allocation"]["strategy"]
     hosts = eligible_hosts(channel, exclude)
     reserved = reserved_by_host(exclude_channel=channel)
     missing = {h.name: shortfall(h, reserved.get(h.pk), need) for h in hosts}

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from django.core.exceptions import ObjectDoesNotExist
 
-from channels_app.profiles import DEFAULT_RESOURCE_LIMITS
+from channels_app.system_config import default_resource_limits
 from retrovue.errors import ConfigError
 
 DIMENSIONS = (  # field, label, unit
@@ -34,14 +34,14 @@ class Need:
 
 def channel_need(channel):
     """An operator's allocation if there is one, else the channel's resource_limits (which the
-    quality profile fills when no limits were given), else the product's defaults."""
+    quality profile fills when no limits were given), else the system defaults' per-channel ones."""
     try:
         allocation = channel.allocation
     except ObjectDoesNotExist:
         allocation = None
     if allocation is not None and allocation.manual:
         return Need(allocation.cpu_percent, allocation.memory_mb, allocation.bandwidth_mbps)
-    limits = {**DEFAULT_RESOURCE_LIMITS, **(channel.config.resource_limits or {})}
+    limits = {**default_resource_limits(), **(channel.config.resource_limits or {})}
     return Need(float(limits["max_cpu_percent"]), int(limits["max_memory_mb"]),
                 float(limits["max_bandwidth_mbps"]))
 

@@ -56,6 +56,9 @@ RETROVUE_FFMPEG = env_str("RETROVUE_FFMPEG", "ffmpeg")
 RETROVUE_FFPROBE = env_str("RETROVUE_FFPROBE", "ffprobe")
 # Channel slots of this encode host (threads of its worker pool).
 RETROVUE_HOST_CAPACITY = env_int("RETROVUE_HOST_CAPACITY", 8)
+# The product's max_channels: the most channels running at once across all hosts (0: no limit
+# beyond each host's capacity). Stored system defaults win (channels_app/system_config.py).
+RETROVUE_MAX_CHANNELS = env_int("RETROVUE_MAX_CHANNELS", 0)
 # This host's network bandwidth for reservations (Mbit/s) and what it offers (e.g. "nvenc").
 RETROVUE_HOST_BANDWIDTH_MBPS = env_float("RETROVUE_HOST_BANDWIDTH_MBPS", 1000)
 RETROVUE_HOST_LABELS = [label for label in env_str("RETROVUE_HOST_LABELS", "").split(",") if label.strip()]
@@ -83,11 +86,16 @@ RETROVUE_RECONCILE_SECONDS = env_int("RETROVUE_RECONCILE_SECONDS", 30)
 # Seconds between a supervisor's lease heartbeats; a lease older than the TTL is a lost host.
 RETROVUE_HEARTBEAT_SECONDS = env_float("RETROVUE_HEARTBEAT_SECONDS", 1.0)
 RETROVUE_LEASE_TTL_SECONDS = env_float("RETROVUE_LEASE_TTL_SECONDS", 3.0)
-# The product's health_check_interval: how often beat sweeps leases and evaluates alerts.
-RETROVUE_HEALTH_CHECK_INTERVAL = env_int("RETROVUE_HEALTH_CHECK_INTERVAL", 1)
-if RETROVUE_HEALTH_CHECK_INTERVAL >= RETROVUE_LEASE_TTL_SECONDS:
-    raise ImproperlyConfigured("RETROVUE_HEALTH_CHECK_INTERVAL must be below RETROVUE_LEASE_TTL_SECONDS: "
+# How often beat sweeps leases (fast failure detection: a lost host's channels move on).
+RETROVUE_LEASE_SWEEP_SECONDS = env_int("RETROVUE_LEASE_SWEEP_SECONDS", 1)
+if not 0 < RETROVUE_LEASE_SWEEP_SECONDS < RETROVUE_LEASE_TTL_SECONDS:
+    raise ImproperlyConfigured("RETROVUE_LEASE_SWEEP_SECONDS must be above 0 and below RETROVUE_LEASE_TTL_SECONDS: "
                                "a lease must be judged before it can be renewed twice")
+# The product's monitoring.health_check_interval (stored system defaults win, channels_app/
+# system_config.py): how often beat evaluates alerts and forecasts trends. Not the lease sweep.
+RETROVUE_HEALTH_CHECK_INTERVAL = env_int("RETROVUE_HEALTH_CHECK_INTERVAL", 30)
+if RETROVUE_HEALTH_CHECK_INTERVAL < 1:
+    raise ImproperlyConfigured("RETROVUE_HEALTH_CHECK_INTERVAL must be at least 1 (seconds)")
 # A host stops feeding its output this long before its lease could be judged expired (more than
 # the output stage takes to send what it holds: RETROVUE_PLAYOUT_LEAD_SECONDS and its muxer's).
 RETROVUE_FENCE_MARGIN_SECONDS = env_float("RETROVUE_FENCE_MARGIN_SECONDS", 0.5)
@@ -100,9 +108,10 @@ RETROVUE_STALL_SECONDS = env_float("RETROVUE_STALL_SECONDS", 2.0)
 RETROVUE_FAILOVER_DEFAULTS = {
     "auto_restart": env_bool("RETROVUE_AUTO_RESTART", True),
     "max_restart_attempts": env_int("RETROVUE_MAX_RESTART_ATTEMPTS", 3),
-    "restart_delay_seconds": env_float("RETROVUE_RESTART_DELAY_SECONDS", 0.0),
+    "restart_delay_seconds": env_float("RETROVUE_RESTART_DELAY_SECONDS", 2.0),
 }
-# Restart attempts are counted within this window; beat retries ERROR channels this often.
+# A run that stays up this long resets its count of consecutive restart attempts; beat re-places
+# channels whose run failed (not those that gave up after max_restart_attempts) this often.
 RETROVUE_RESTART_WINDOW_SECONDS = env_float("RETROVUE_RESTART_WINDOW_SECONDS", 60.0)
 RETROVUE_FAILED_RETRY_SECONDS = env_float("RETROVUE_FAILED_RETRY_SECONDS", 60.0)
 # Metrics history: one sample per stream this often, kept this long.
@@ -112,6 +121,8 @@ RETROVUE_METRICS_RETENTION_HOURS = env_float("RETROVUE_METRICS_RETENTION_HOURS",
 RETROVUE_ON_DEMAND_IDLE_SECONDS = env_float("RETROVUE_ON_DEMAND_IDLE_SECONDS", 60.0)
 # The as-run log (what aired, written by the engine) is kept this long.
 RETROVUE_ASRUN_RETENTION_DAYS = env_float("RETROVUE_ASRUN_RETENTION_DAYS", 90.0)
+# Viewer sessions (tune-ins, watch time) are kept this long.
+RETROVUE_VIEWER_RETENTION_DAYS = env_float("RETROVUE_VIEWER_RETENTION_DAYS", 90.0)
 # Alert thresholds (the product's monitoring config): percent of a limit, error lines a minute.
 RETROVUE_ALERT_CPU_PERCENT = env_float("RETROVUE_ALERT_CPU_PERCENT", 80.0)
 RETROVUE_ALERT_MEMORY_PERCENT = env_float("RETROVUE_ALERT_MEMORY_PERCENT", 85.0)

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from channels_app import api as channels
+from channels_app import config_api
 from channels_app import schedule_api
 from notifications_app import api as notifications
 from resources_app import api as resources
@@ -24,6 +25,7 @@ api = [
     path("channels/<str:ref>/schedule", schedule_api.ScheduleView.as_view()),
     path("channels/<str:ref>/switch", schedule_api.SwitchView.as_view()),
     path("media", schedule_api.MediaList.as_view()),
+    path("config", config_api.SystemConfigView.as_view()),
     path("streams/<str:ref>/status", streams.StreamStatusView.as_view()),
     path("streams/<str:ref>/health", streams.StreamHealthView.as_view()),
     path("streams/<str:ref>/metrics", streams.StreamMetricsView.as_view()),

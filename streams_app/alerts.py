@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from channels_app.models import Channel
 from channels_app.services import get_channel
+from channels_app.system_config import system_config
 from resources_app.models import EncodeHost
 from retrovue.errors import ConfigError, NotFound
 
@@ -150,33 +151,33 @@ class Rule:
     """`measure(subject, now)` gives (value, message), or None when it does not apply."""
 
     kind: str
-    setting: str  # the threshold's name in settings, read at each evaluation
+    threshold: str  # its name in thresholds(), read at each evaluation
     measure: Callable
     over: Callable = operator.gt
     severity: str = Alert.Severity.WARNING
 
-    def check(self, subject, now):
-        """(value, threshold, message) when the subject is over the threshold, else None."""
+    def check(self, subject, now, limits):
+        """(value, threshold, message) when the subject is over its threshold in `limits`, else None."""
         reading = self.measure(subject, now)
-        threshold = getattr(settings, self.setting)
+        threshold = limits[self.threshold]
         if reading is not None and self.over(reading[0], threshold):
             return round(reading[0], 1), threshold, reading[1]
         return None
 
 
 CHANNEL_RULES = (
-    Rule(Alert.Kind.CPU, "RETROVUE_ALERT_CPU_PERCENT",
+    Rule(Alert.Kind.CPU, "cpu_usage",
          partial(_usage_of_limit, "cpu_percent", "max_cpu_percent", "CPU", "%")),
-    Rule(Alert.Kind.MEMORY, "RETROVUE_ALERT_MEMORY_PERCENT",
+    Rule(Alert.Kind.MEMORY, "memory_usage",
          partial(_usage_of_limit, "memory_mb", "max_memory_mb", "memory", " MB")),
-    Rule(Alert.Kind.ERROR_RATE, "RETROVUE_ALERT_ERROR_RATE", _error_rate, over=operator.ge),
-    Rule(Alert.Kind.OVER_RESERVATION, "RETROVUE_ALERT_RESERVATION_PERCENT", _over_reservation),
+    Rule(Alert.Kind.ERROR_RATE, "error_rate", _error_rate, over=operator.ge),
+    Rule(Alert.Kind.OVER_RESERVATION, "reservation_percent", _over_reservation),
 )
 HOST_RULES = (
-    Rule(Alert.Kind.CPU, "RETROVUE_ALERT_CPU_PERCENT", partial(_host_usage, "cpu_percent", "CPU")),
-    Rule(Alert.Kind.MEMORY, "RETROVUE_ALERT_MEMORY_PERCENT",
+    Rule(Alert.Kind.CPU, "cpu_usage", partial(_host_usage, "cpu_percent", "CPU")),
+    Rule(Alert.Kind.MEMORY, "memory_usage",
          partial(_host_usage, "memory_percent", "memory")),
-    Rule(Alert.Kind.HOST_LOST, "RETROVUE_LEASE_TTL_SECONDS", _host_lost,
+    Rule(Alert.Kind.HOST_LOST, "lease_ttl_seconds", _host_lost,
          severity=Alert.Severity.CRITICAL),
 )
 EVALUATED_KINDS = {rule.kind for rule in CHANNEL_RULES + HOST_RULES}
@@ -211,8 +212,15 @@ def _label(kind, channel, host):
     return f"{kind} channel {channel.number}" if channel else f"{kind} host {host}"
 
 
-def _readings(now, skip=()):
-    """Every rule over its threshold, for each current running stream and each host."""
+def thresholds(monitoring):
+    """Each rule's threshold: the system defaults' alert_thresholds, and two settings."""
+    return {**monitoring["alert_thresholds"],
+            "reservation_percent": settings.RETROVUE_ALERT_RESERVATION_PERCENT,
+            "lease_ttl_seconds": settings.RETROVUE_LEASE_TTL_SECONDS}
+
+
+def _readings(now, limits, skip=()):
+    """Every rule over its threshold in `limits`, for each current running stream and each host."""
     streams = Stream.objects.filter(status=Stream.Status.RUNNING, generation=F("channel__generation")) \
         .select_related("channel__config", "channel__allocation__host")
     subjects = [(s, CHANNEL_RULES, s.channel, "") for s in streams]
@@ -221,21 +229,22 @@ def _readings(now, skip=()):
         for rule in rules:
             if rule.kind in skip:
                 continue
-            found = rule.check(subject, now)
+            found = rule.check(subject, now, limits)
             if found:
                 yield Reading(rule, channel, host, *found)
 
 
 def alert_interval():
-    """Seconds between beat's alert evaluations."""
-    return max(settings.RETROVUE_HEALTH_CHECK_INTERVAL, 5)
+    """Seconds between beat's health checks (alerts, trends): the system defaults'
+    monitoring.health_check_interval. Leases are swept on their own, faster, cadence."""
+    return system_config()["monitoring"]["health_check_interval"]
 
 
 def evaluate_alerts(now=None):
     """Raise each threshold alert that is over and clear each open one that no longer is.
 
     Channel CPU and memory are percents of the channel's resource_limits, the error rate is
-    '[error]' lines a minute (RETROVUE_ALERT_ERROR_RATE errors within the last 60 s raise it),
+    '[error]' lines a minute (alert_thresholds.error_rate errors within the last 60 s raise it),
     host CPU and memory are percents of the host, and HOST_LOST is an ONLINE or DRAINING host
     silent for longer than the lease TTL. A channel that no longer runs, or a host that went
     OFFLINE, is not over anything, so its alerts clear. An open alert whose message is unchanged
@@ -244,9 +253,9 @@ def evaluate_alerts(now=None):
     (an outage) host heartbeats get one lease TTL to resume before HOST_LOST is judged.
     """
     now = now or timezone.now()
-    every = alert_interval()
-    skip = {Alert.Kind.HOST_LOST} if in_grace("alert-evaluation", now, every) else set()
-    over = {reading.key: reading for reading in _readings(now, skip)}
+    monitoring = system_config()["monitoring"]  # read once per evaluation
+    skip = {Alert.Kind.HOST_LOST} if in_grace("alert-evaluation", now, monitoring["health_check_interval"]) else set()
+    over = {reading.key: reading for reading in _readings(now, thresholds(monitoring), skip)}
     open_alerts = Alert.objects.filter(cleared_at=None, kind__in=EVALUATED_KINDS).select_related("channel")
     opened = {_key(alert.kind, alert.channel_id, alert.host): alert for alert in open_alerts}
     done = {"raised": [], "cleared": []}

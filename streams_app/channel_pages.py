@@ -30,6 +30,7 @@ from .monitoring import (
 )
 from .services import stream_health
 from .thumbnails import MAX_AGE_SECONDS, thumbnail
+from .tuning import no_viewers, viewer_figures
 
 SPARKLINE_WINDOW = timedelta(minutes=10)
 SCHEDULE_HOURS = 24  # how far ahead "next" and the channel page's schedule look
@@ -39,6 +40,7 @@ ACTIONS = {"start": lifecycle.start_channel, "stop": lifecycle.stop_channel,
 
 
 BULK_ACTIONS = {"start": lifecycle.start_all_channels, "stop": lifecycle.stop_all_channels}
+VIEWER_WINDOW = timedelta(hours=24)  # tune-ins and watch time shown over this
 
 
 def channel_or_404(number):
@@ -90,8 +92,10 @@ def channel_list(request, partial=False):
     # channels in one query each, now/next without the programs list the detail page shows.
     series = metric_series_by_channel(now - SPARKLINE_WINDOW)
     runs, baselines = current_streams(), drop_baselines(now=now)
+    viewers = viewer_figures(since=now - VIEWER_WINDOW)
     context = {"rows": [{**channel_row(channel, now, airing(channel, SCHEDULE_HOURS), series.get(channel.pk, [])),
-                         "health": run_health(channel, runs.get(channel.pk), baselines, now)}
+                         "health": run_health(channel, runs.get(channel.pk), baselines, now),
+                         "viewers": viewers.get(channel.pk) or no_viewers()}
                         for channel in all_channels()]}
     template = "dashboards/channel_rows.html" if partial else "dashboards/channels.html"
     return render(request, template, context)

@@ -1,11 +1,11 @@
 """Predict and prevent: early-warning alerts from trends in the metrics history, raised before
 the failure with the trend in the message and cleared once the trend no longer reaches the limit.
 
-Beat runs evaluate_trends every minute. It judges each current RUNNING run's encoding speed
-(falling toward below real time) and memory (growing toward its channel's max_memory_mb within
-the run, or its peak growing run over run), each host's CPU headroom (its streams' summed CPU
-samples rising toward RETROVUE_ALERT_CPU_PERCENT of the host: hosts report no history of their
-own) and the data disk of the host it runs on (free space sampled here, heading for full or
+Beat runs evaluate_trends every health_check_interval (the system defaults). It judges each
+current RUNNING run's encoding speed (falling toward below real time) and memory (growing toward
+its channel's max_memory_mb within the run, or its peak growing run over run), each host's CPU
+headroom (its streams' summed CPU samples rising toward alert_thresholds.cpu_usage percent of the
+host: hosts report no history of their own) and the data disk of the host it runs on (free space sampled here, heading for full or
 below RETROVUE_TREND_DISK_FREE_PERCENT). The maths is in trends.py.
 """
 import logging
@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
+from channels_app.system_config import system_config
 from resources_app.models import EncodeHost
 
 from .alerts import clear_alert, raise_alert
@@ -157,7 +158,7 @@ def _host_warnings(now, since):
         samples[host].append((_minutes(at, now), stream_id, cpu))
     width = max(settings.RETROVUE_TREND_WINDOW_MINUTES / HOST_BUCKETS,
                 2 * settings.RETROVUE_METRICS_SAMPLE_SECONDS / 60)
-    threshold = settings.RETROVUE_ALERT_CPU_PERCENT
+    threshold = system_config()["monitoring"]["alert_thresholds"]["cpu_usage"]
     for host, found in samples.items():
         load = [(t, total / capacity[host] * 100) for t, total in bucket_totals(found, width)]
         trend = _forecast(load, threshold, rising=True)

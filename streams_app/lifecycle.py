@@ -21,6 +21,9 @@ from retrovue.errors import Conflict, ServiceError
 from .launch import launch_run
 from .models import Stream
 
+# How the status_reason of a channel whose supervisor used up max_restart_attempts begins.
+GAVE_UP = "gave up after"
+
 
 def check_output_allowed(channel):
     """Refuse an output this site does not send to (its allow-list may have narrowed since the
@@ -100,12 +103,14 @@ def restart_failed_channels(channels=None, only_due=False):
     """Start again channels in ERROR that still want to run and allow auto restart.
 
     Beat calls it with only_due: a channel is retried once its last run ended at least
-    RETROVUE_FAILED_RETRY_SECONDS ago, so a broken channel is retried, not hammered."""
+    RETROVUE_FAILED_RETRY_SECONDS ago, so a broken channel is retried, not hammered, and a
+    channel that gave up after max_restart_attempts is not retried at all: that is left to an
+    operator (this without only_due, or a start)."""
     rows = channels if channels is not None else Channel.objects.all()
     rows = rows.select_related("config").filter(status=Channel.Status.ERROR,
                                                 desired_state=Channel.Desired.RUNNING)
     if only_due:
         recent = timezone.now() - timedelta(seconds=settings.RETROVUE_FAILED_RETRY_SECONDS)
         rows = rows.exclude(streams__ended_at__gt=recent).exclude(
-            streams__status__in=Stream.ACTIVE)
+            streams__status__in=Stream.ACTIVE).exclude(status_reason__startswith=GAVE_UP)
     return _each([c for c in rows if c.config.failover()["auto_restart"]], start_channel)

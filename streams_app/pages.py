@@ -22,6 +22,7 @@ from .monitoring import (
     lease_age,
     metric_series_by_channel,
 )
+from .tuning import no_viewers, viewer_figures
 
 CHART_WINDOW = timedelta(hours=1)
 # (sample field, label, unit, decimals shown, top of the scale: None for the peak)
@@ -45,13 +46,14 @@ def table_part(request, watched):
     availability = {ch.pk: windows["24h"] for ch, windows in channel_availability(
         Channel.objects.filter(pk__in=[channel.pk for channel, _run in watched]), day, now)}
     quality = {entry["number"]: entry["quality_score"] for entry in analyze_channel_performance()["channels"]}
+    viewers = viewer_figures(since=now - day["24h"])
     rows = []
     for channel, run in watched:
         verdict, reasons = channel_verdict(channel, run, baselines, now)
         rows.append({"channel": channel, "run": run, "verdict": verdict, "reasons": reasons,
                      "metrics": run.health_metrics or {}, "uptime": duration(uptime_seconds(channel)),
                      "lease_age": lease_age(run, now), "availability": availability[channel.pk],
-                     "quality": quality.get(channel.number)})
+                     "quality": quality.get(channel.number), "viewers": viewers.get(channel.pk) or no_viewers()})
     stopped = Channel.objects.filter(status=Channel.Status.STOPPED).count()
     return {"rows": rows, "stopped": stopped}
 

@@ -95,7 +95,7 @@ def sweep_expired_leases(now=None):
     Also picks up channels that want to run but have no active run (their host shut down)."""
     now = now or timezone.now()
     done = {"expired": [], "replaced": [],
-            "grace": in_grace("lease-sweep", now, settings.RETROVUE_HEALTH_CHECK_INTERVAL)}
+            "grace": in_grace("lease-sweep", now, settings.RETROVUE_LEASE_SWEEP_SECONDS)}
     if done["grace"]:
         return done
     stale_before = now - timedelta(seconds=settings.RETROVUE_LEASE_TTL_SECONDS)

@@ -1,11 +1,12 @@
 """Worker shutdown stops every supervisor; a stored switch wakes its engine; migrations create
-beat's schedule idempotently."""
+beat's schedule idempotently, and a new health_check_interval in the system defaults moves beat's
+health checks to it."""
 from celery.signals import worker_shutting_down
 from django.conf import settings
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
-from channels_app.signals import switch_requested
+from channels_app.signals import switch_requested, system_config_changed
 
 from .alerts import alert_interval
 from .launch import tell_switch
@@ -23,29 +24,47 @@ def wake_engine(sender, channel, **_):
 
 
 def beat_schedule():
-    """(name, task, every seconds) of each control loop beat runs."""
-    every = settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    """(name, task, every seconds) of each control loop beat runs: failure detection (leases,
+    draining hosts) every RETROVUE_LEASE_SWEEP_SECONDS, the health checks every health_check_interval."""
+    every, health = settings.RETROVUE_LEASE_SWEEP_SECONDS, alert_interval()
     return [
         ("retrovue: sweep stream leases", "streams.sweep_leases", every),
-        ("retrovue: evaluate alerts", "streams.evaluate_alerts", alert_interval()),
-        ("retrovue: forecast trends", "streams.evaluate_trends", 60),
+        ("retrovue: evaluate alerts", "streams.evaluate_alerts", health),
+        ("retrovue: forecast trends", "streams.evaluate_trends", health),
         ("retrovue: restart failed channels", "streams.restart_failed_channels", 10),
         ("retrovue: prune metric samples", "streams.prune_metrics", 600),
-        ("retrovue: prune the as-run log", "streams.prune_as_run", 3600),
+        ("retrovue: prune the as-run log and viewer sessions", "streams.prune_history", 3600),
         ("retrovue: stop idle on-demand channels", "streams.stop_idle_on_demand", 5),
         ("retrovue: reconcile reservations", "resources.reconcile", settings.RETROVUE_RECONCILE_SECONDS),
         ("retrovue: migrate draining hosts", "resources.migrate_step", every),
     ]
 
 
+HEALTH_CHECKS = ("streams.evaluate_alerts", "streams.evaluate_trends")
+
+
 @receiver(post_migrate)
 def ensure_beat_schedule(sender, **_):
     if sender.name != "streams_app":
         return
+    for name, task, every in beat_schedule():
+        schedule(name, task, every)
+
+
+def schedule(name, task, every):
+    """Create or update beat's task `name` to run every `every` seconds on the control queue."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    interval, _created = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name=name, defaults={"task": task, "interval": interval, "queue": "control", "enabled": True})
+
+
+@receiver(system_config_changed)
+def follow_health_check_interval(sender, before, config, **_):
+    """Within the transaction that stored it: beat picks up the changed tasks at its next tick."""
+    if before["monitoring"]["health_check_interval"] == config["monitoring"]["health_check_interval"]:
+        return
     for name, task, every in beat_schedule():
-        interval, _created = IntervalSchedule.objects.get_or_create(
-            every=every, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.update_or_create(
-            name=name, defaults={"task": task, "interval": interval, "queue": "control", "enabled": True})
+        if task in HEALTH_CHECKS:
+            schedule(name, task, every)

@@ -24,7 +24,7 @@ from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from channels_app.models import Channel
+from channels_app.models import Channel, ChannelConfig
 from resources_app.allocations import release_run
 from resources_app.confinement import run_group
 from resources_app.requirements import channel_need
@@ -32,6 +32,7 @@ from resources_app.requirements import channel_need
 from . import playout
 from .alerts import clear_alert, raise_alert
 from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_bitrate_kbps, window
+from .lifecycle import GAVE_UP
 from .models import Alert, MetricSample, Stream
 from .output_legs import leg_can_resume
 from .playout.lease import Lease
@@ -40,7 +41,7 @@ from .playout.plan import ChannelPlan
 from .runner import FFmpegRun
 
 log = logging.getLogger("retrovue.supervisor")
-TUNE_BURST = timedelta(seconds=HLS_SEGMENT_SECONDS)
+TUNE_BURST_SECONDS = float(HLS_SEGMENT_SECONDS)
 
 SHUTDOWN = threading.Event()
 _ACTIVE = weakref.WeakSet()
@@ -107,7 +108,8 @@ class Supervisor:
         self.ffmpeg = None
         self.argv = []
         self.errors = collections.deque(maxlen=ERROR_LOG_LINES)
-        self.restarts = collections.deque()  # monotonic times of counted restarts
+        self.attempts = 0  # consecutive restart attempts, since a run last stayed up
+        self.up_since = None  # when the current run went on air
         self.restart_at = None  # a restart waiting for its delay
         self.ever_ran = False
         self.reported_running = False
@@ -212,16 +214,15 @@ class Supervisor:
     def start_ffmpeg(self):
         """Start the run's output stage and the engine that feeds it, from the channel's
         configuration as it is now (an operator's restart applies a changed config)."""
-        self.restart_at = None
+        self.restart_at = self.up_since = None
         self.refresh_plan()
         start = begin_output(self.plan.hls_dir, self.hls_reached, fresh=self.ffmpeg is None)
         self.plan = replace(self.plan, hls_start=start, cgroup_procs=self.confine())
         # An on-demand channel's first start bursts the last segment's worth of its timeline: its
         # viewer is waiting for the first HLS segment, which ends on the first keyframe after it.
-        burst = self.channel.on_demand and self.ffmpeg is None
+        burst = TUNE_BURST_SECONDS if self.channel.on_demand and self.ffmpeg is None else 0.0
         run, run.feeder = self.start_run(self.plan, self.channel.pk, self.spawn_output, lease=self.lease,
-                                         run_id=self.stream.pk, host=self.stream.host,
-                                         origin=timezone.now() - TUNE_BURST if burst else None)
+                                         run_id=self.stream.pk, host=self.stream.host, burst=burst)
         self.ffmpeg = run
         self.reported_running = False
         self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
@@ -306,29 +307,35 @@ class Supervisor:
         return self.FENCED
 
     def restarts_left(self):
-        """Restarts the policy allows now: none with auto_restart off, else what its window has left."""
-        now = self.clock()
-        while self.restarts and now - self.restarts[0] > settings.RETROVUE_RESTART_WINDOW_SECONDS:
-            self.restarts.popleft()
-        return self.policy["max_restart_attempts"] - len(self.restarts) if self.policy["auto_restart"] else 0
+        """Restarts the policy allows now: none with auto_restart off, else max_restart_attempts
+        less the consecutive attempts; a run that stayed up RETROVUE_RESTART_WINDOW_SECONDS
+        starts the count again."""
+        if self.up_since is not None and self.clock() - self.up_since >= settings.RETROVUE_RESTART_WINDOW_SECONDS:
+            self.attempts = 0
+        return self.policy["max_restart_attempts"] - self.attempts if self.policy["auto_restart"] else 0
 
     def schedule_restart(self, reason):
-        """Count the attempt in its window; past the limit (or with auto_restart off) fail."""
+        """Restart (at once the first time, then after restart_delay_seconds), counting the attempt; with none left (or
+        auto_restart off) fail. Giving up is an end state: the channel stays in ERROR with a
+        RESTART_LOOP alert, and beat leaves it there until an operator starts it."""
         now = self.clock()
-        limit = self.policy["max_restart_attempts"]
+        # The policy as it is now (a system default may have changed), the last one while the database is away.
+        self.policy = self.db_write(lambda: ChannelConfig.objects.get(channel_id=self.channel.pk).failover()) \
+            or self.policy
         if not self.policy["auto_restart"]:
             self.failure_reason = f"{reason} (auto_restart is off)"
             return self.FAILED
         if self.restarts_left() <= 0:
-            self.failure_reason = (f"restart loop: {len(self.restarts) + 1} failures within "
-                                   f"{settings.RETROVUE_RESTART_WINDOW_SECONDS:g}s; last: {reason}")
+            self.failure_reason = f"{GAVE_UP} {self.attempts} restart attempts: {reason}"
             self.db_write(raise_alert, Alert.Kind.RESTART_LOOP, f"{self.channel}: {self.failure_reason}",
                           channel_id=self.channel.pk, severity=Alert.Severity.CRITICAL,
-                          value=len(self.restarts) + 1, threshold=limit)
+                          value=self.attempts, threshold=self.policy["max_restart_attempts"])
             return self.FAILED
-        self.restarts.append(now)
+        self.attempts += 1
         self.restart_count += 1
-        delay = float(self.policy["restart_delay_seconds"])
+        # The first restart is at once (a crash is back on air in ~100 ms); one that follows a
+        # restart that did not hold waits restart_delay_seconds, so a loop does not spin.
+        delay = 0.0 if self.attempts == 1 else float(self.policy["restart_delay_seconds"])
         log.warning("%s: %s; restart %d in %gs", self.channel, reason, self.restart_count, delay)
         self.restart_at = now + delay
         self.db_write(self.cas_stream, status=Stream.Status.STARTING, restart_count=self.restart_count,
@@ -401,6 +408,7 @@ class Supervisor:
         if wrote is None:
             return  # retried at the next step
         self.ever_ran = self.reported_running = True
+        self.up_since = self.clock()
         if self.ffmpeg.feeder:
             self.ffmpeg.feeder.output_began(self.ffmpeg.first_output_at)
         self.db_write(self.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,

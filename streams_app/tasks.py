@@ -51,9 +51,10 @@ def stop_idle_on_demand():
     return tuning.stop_idle_on_demand()
 
 
-@shared_task(name="streams.prune_as_run", ignore_result=True)
-def prune_as_run():
-    return asrun.prune_as_run()
+@shared_task(name="streams.prune_history", ignore_result=True)
+def prune_history():
+    """The as-run log and viewer sessions past their retention."""
+    return {"as_run": asrun.prune_as_run(), "viewer_sessions": tuning.prune_viewer_sessions()}
 
 
 @shared_task(name="resources.migrate_step", ignore_result=True)

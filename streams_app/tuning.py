@@ -121,6 +121,13 @@ def end_stale_sessions(now):
         Q(kind=ViewerSession.Kind.TS, last_seen_at__lt=now - STALE), ended_at=None).update(ended_at=F("last_seen_at"))
 
 
+def prune_viewer_sessions(now=None):
+    """Delete sessions that ended more than RETROVUE_VIEWER_RETENTION_DAYS ago; returns how many
+    (the all-time counters in /metrics restart lower then, which Prometheus reads as a reset)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.RETROVUE_VIEWER_RETENTION_DAYS)
+    return ViewerSession.objects.filter(ended_at__lt=cutoff).delete()[0]
+
+
 def stop_idle_on_demand(now=None):
     """One pass of beat's loop: end stale sessions, then stop each on-demand channel that
     wants to run but has had no viewer (nor a start) for RETROVUE_ON_DEMAND_IDLE_SECONDS;

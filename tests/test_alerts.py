@@ -170,7 +170,7 @@ def test_evaluation_costs_the_same_queries_for_more_channels_and_hosts():
     for number in range(2, 7):
         running(number, health_metrics={"cpu_percent": 31.0, "memory_mb": 2000.0})
         host(f"enc-{number}", age=10)
-    assert steady_queries() == few <= 6
+    assert steady_queries() == few <= 7  # one of them reads the stored system defaults (thresholds)
 
 
 # --- API ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from streams_app.models import Stream
 from .conftest import wait_status
 from .factories import channel_payload, make_channel
 from .helpers import UdpRecorder, ffmpeg_processes
-from .test_playout import (FPS, air_red_then_blue, colour_clip, frame_colours, runs, scheduled_channel,
+from .test_playout import (FPS, PROGRAM, air_red_then_blue, colour_clip, frame_colours, runs, scheduled_channel,
                            switch_red_to_blue)
 from .tsanalysis import analyze, frame_arrivals
 
@@ -60,20 +60,20 @@ def test_copy_program_boundaries_are_seamless_on_time_and_not_re_encoded(live_ho
     # The slate (bars) before and after: a gap never goes dark.
     assert colours[first_red - 1:first_red + 3] == ["other", "red", "blue", "other"], sequence
     red_run, blue_run = sequence[first_red], sequence[first_red + 1]
-    assert abs(red_run[1] - 6 * FPS) <= 1, f"red aired {red_run[1]} frames, scheduled {6 * FPS}"
-    assert abs(blue_run[1] - 6 * FPS) <= 1, f"blue aired {blue_run[1]} frames, scheduled {6 * FPS}"
+    assert abs(red_run[1] - PROGRAM * FPS) <= 1, f"red aired {red_run[1]} frames, scheduled {PROGRAM * FPS}"
+    assert abs(blue_run[1] - PROGRAM * FPS) <= 1, f"blue aired {blue_run[1]} frames, scheduled {PROGRAM * FPS}"
     arrivals = frame_arrivals(recorder.datagrams, recorder.arrivals)
-    for run, scheduled in ((red_run, mono_at_start), (blue_run, mono_at_start + 6)):
+    for run, scheduled in ((red_run, mono_at_start), (blue_run, mono_at_start + PROGRAM)):
         assert abs(arrivals[run[2]] - scheduled) < 0.1, f"boundary off by {arrivals[run[2]] - scheduled:.3f}s"
     limit = gap_limit(recorder, mono_at_start + 1.5, mono_at_start + 2.5, mono_at_start + 3.5)
-    for boundary in (mono_at_start, mono_at_start + 6, mono_at_start + 12):
+    for boundary in (mono_at_start, mono_at_start + PROGRAM, mono_at_start + 2 * PROGRAM):
         gap = recorder.max_gap(boundary - 0.5, boundary + 0.5)
         assert gap <= limit, f"{gap * 1000:.0f} ms without a datagram at a boundary"
     # Passed through: the sources' keyframes (one a second) are the output's, where an encoder
     # would have placed its own (the transcode playout's GOP is 2 s).
     keys = set(keyframe_indexes(capture))
-    assert {red_run[2] + i * FPS for i in range(6)} <= keys
-    assert {blue_run[2] + i * FPS for i in range(6)} <= keys
+    assert {red_run[2] + i * FPS for i in range(PROGRAM)} <= keys
+    assert {blue_run[2] + i * FPS for i in range(PROGRAM)} <= keys
     # One output stage for the whole run (readers come and go), and it encodes nothing.
     outputs = [p for p in ffmpeg_processes(settings.RETROVUE_DATA_DIR) if "tee" in p.cmdline()]
     assert len(outputs) == 1 and outputs[0].pid == Stream.objects.get(channel_id=channel.pk).pid
@@ -104,15 +104,15 @@ def test_copy_switch_takes_effect_within_a_second_and_rejoins_the_schedule(live_
 @pytest.mark.django_db(transaction=True)
 def test_sources_with_b_frames_keep_dts_rising_and_each_pts_once_across_splices(live_host, free_port, tmp_path):
     """libx264's default B-frames on both sides of every boundary, read back from the UDP capture."""
-    red = colour_clip("red-b", "red", 4, 440, bframes=3)
-    blue = colour_clip("blue-b", "blue", 4, 880, bframes=3)
+    red = colour_clip("red-b2", "red", 2, 440, bframes=3)
+    blue = colour_clip("blue-b2", "blue", 2, 880, bframes=3)
     recorder = UdpRecorder(free_port)
     start_at = timezone.now() + timedelta(seconds=3)
     red_at = time.monotonic() + (start_at - timezone.now()).total_seconds()
     channel = copy_channel(free_port, 54, [(red, start_at), (blue, None), (red, None)])
     lifecycle.start_channel(channel)
     wait_status(54, "RUNNING", timeout=30)
-    time.sleep(max(0.0, red_at + 12 + 1.5 - time.monotonic()))
+    time.sleep(max(0.0, red_at + 6 + 1.5 - time.monotonic()))
     recorder.stop()
     capture = tmp_path / "bframes.ts"
     capture.write_bytes(b"".join(recorder.datagrams))

@@ -83,7 +83,7 @@ def test_frozen_ffmpeg_is_a_stall_killed_and_restarted(live_host, media, free_po
 
 
 @pytest.mark.django_db(transaction=True)
-def test_restart_loop_ends_in_error_with_alert_and_beat_retries(live_host, media, free_port):
+def test_restart_loop_ends_in_error_with_alert_until_an_operator_restarts_it(live_host, media, free_port):
     channel = start(media, free_port, 33, max_restart_attempts=1)
     pid = run_of(channel).pid
     os.kill(pid, signal.SIGKILL)
@@ -91,10 +91,10 @@ def test_restart_loop_ends_in_error_with_alert_and_beat_retries(live_host, media
     wait_status(33, "RUNNING")
     os.kill(pid, signal.SIGKILL)
     failed = wait_status(33, "ERROR")
-    assert failed.status_reason.startswith("restart loop: 2 failures")
+    assert failed.status_reason.startswith("gave up after 1 restart attempts")
     alert = open_alert(channel, Alert.Kind.RESTART_LOOP)
     assert alert and alert.severity == Alert.Severity.CRITICAL
-    assert lifecycle.restart_failed_channels(only_due=True) == {}  # not due yet: just failed
+    assert lifecycle.restart_failed_channels(only_due=True) == {}  # beat leaves a channel that gave up
     assert lifecycle.restart_failed_channels() == {33: "STARTING"}
     wait_status(33, "RUNNING")
     assert open_alert(channel, Alert.Kind.RESTART_LOOP) is None
@@ -111,8 +111,14 @@ def test_auto_restart_off_leaves_a_crash_in_error(live_host, media, free_port):
 
 @pytest.mark.django_db(transaction=True)
 def test_restart_delay_is_honoured_while_the_lease_stays_fresh(live_host, media, free_port):
+    """The first restart is at once; one after a restart that did not hold waits the delay."""
     channel = start(media, free_port, 35, restart_delay_seconds=2)
-    pid = run_of(channel).pid
+    first = run_of(channel).pid
+    killed = time.monotonic()
+    os.kill(first, signal.SIGKILL)
+    pid = new_pid(channel, first)
+    assert time.monotonic() - killed < 1.0
+    wait_status(35, "RUNNING")
     killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     waiting = wait_status(35, "STARTING")

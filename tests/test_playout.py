@@ -30,6 +30,8 @@ FPS = 30
 # steady jitter). The suite may share a small machine with other load, so the test guards against
 # real stalls (a restart per program costs 160-210 ms) with 100 ms; the benchmark reports the figure.
 BOUNDARY_GAP = 0.1
+PROGRAM = 4  # seconds of each program where boundaries are checked (red, then blue)
+RED, GREEN = 4, 2  # seconds of the programs around the one deleted before it airs
 
 
 def colour_clip(name, colour, seconds, tone, bframes=0):
@@ -88,18 +90,18 @@ def scheduled_channel(port, number, programs, quality="480p"):
 
 
 def air_red_then_blue(make_channel, number, free_port, tmp_path, tail=2.0, timeout=15):
-    """Schedule red (6 s) 3 s from now and blue right after on a channel made by
+    """Schedule red (PROGRAM s) 3 s from now and blue right after on a channel made by
     `make_channel(port, number, programs)`, record until `tail` s after blue and check the
     capture has no CC error or PCR jump. Returns (channel, recorder, red's start on the
     monotonic clock, capture, colour runs)."""
-    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
+    red, blue = colour_clip("red-4s", "red", PROGRAM, 440), colour_clip("blue-4s", "blue", PROGRAM, 880)
     recorder = UdpRecorder(free_port)
     start_at = timezone.now() + timedelta(seconds=3)
     mono_at_start = time.monotonic() + (start_at - timezone.now()).total_seconds()
     channel = make_channel(free_port, number, [(red, start_at), (blue, None)])
     lifecycle.start_channel(channel)
     wait_status(number, "RUNNING", timeout=timeout)
-    time.sleep(max(0.0, mono_at_start + 6 + 6 + tail - time.monotonic()))
+    time.sleep(max(0.0, mono_at_start + 2 * PROGRAM + tail - time.monotonic()))
     recorder.stop()
     capture = tmp_path / "playout.ts"
     capture.write_bytes(b"".join(recorder.datagrams))
@@ -115,11 +117,11 @@ def test_program_boundaries_are_seamless_and_on_time(live_host, free_port, tmp_p
     colours = [colour for colour, _, _ in sequence]
     assert colours[colours.index("red"):colours.index("red") + 2] == ["red", "blue"], sequence
     red_run = sequence[colours.index("red")]
-    assert abs(red_run[1] - 6 * FPS) <= 1, f"red aired {red_run[1]} frames, scheduled {6 * FPS}"
+    assert abs(red_run[1] - PROGRAM * FPS) <= 1, f"red aired {red_run[1]} frames, scheduled {PROGRAM * FPS}"
     red_arrival = frame_arrivals(recorder.datagrams, recorder.arrivals)[red_run[2]]
     assert abs(red_arrival - mono_at_start) < 0.1, f"boundary off by {red_arrival - mono_at_start:.3f}s"
     check_as_run(channel, sequence, red_arrival - mono_at_start)
-    for boundary in (mono_at_start, mono_at_start + 6):
+    for boundary in (mono_at_start, mono_at_start + PROGRAM):
         gap = recorder.max_gap(boundary - 0.5, boundary + 0.5)
         assert gap <= BOUNDARY_GAP, f"{gap * 1000:.0f} ms without a datagram at a boundary"
     # Decoders come and go per segment; the output stage (the one writing the tee) stays one.
@@ -133,10 +135,11 @@ def check_as_run(channel, sequence, red_late):
     first frame arrived (`red_late`: arrival minus scheduled start)."""
     frame = 1 / FPS
     entries = {entry.title: entry for entry in AsRunEntry.objects.filter(channel_id=channel.pk)}
-    red, blue = entries["red"], entries["blue"]
+    red, blue = entries["red-4s"], entries["blue-4s"]
     print(f"as-run: red {red.actual_start:%H:%M:%S.%f} scheduled {red.scheduled_start:%H:%M:%S.%f}; "
           f"first red frame arrived {red_late * 1000:+.1f} ms from its scheduled start")
-    assert (red.kind, red.stream.host, red.actual_end, red.frames) == ("program", "test-a", blue.actual_start, 6 * FPS)
+    assert (red.kind, red.stream.host, red.actual_end, red.frames) == ("program", "test-a", blue.actual_start,
+                                                                      PROGRAM * FPS)
     assert abs((red.actual_start - red.scheduled_start).total_seconds()) <= frame / 2
     assert abs((blue.actual_start - blue.scheduled_start).total_seconds()) <= frame / 2
     red_run = next(run for run in sequence if run[0] == "red")
@@ -195,22 +198,23 @@ def test_a_switch_asked_while_stopped_is_dropped_not_aired():
 @pytest.mark.parametrize("quality", ["480p", "copy"])
 def test_a_program_deleted_before_it_airs_is_the_slate_in_its_slot_and_the_rest_airs_on_time(
         quality, api, live_host, free_port, tmp_path):
-    """Red (6 s), then green (4 s) whose file is deleted 3 s before it airs, then blue (6 s)."""
-    red, blue = colour_clip("red", "red", 6, 440), colour_clip("blue", "blue", 6, 880)
-    green = colour_clip(f"doomed-{quality}", "green", 4, 660)
+    """Red (4 s), then green (2 s) whose file is deleted 3 s before it airs (before its reader
+    is prepared, PREROLL_SECONDS ahead), then blue (2 s)."""
+    red, blue = colour_clip("red-4s", "red", RED, 440), colour_clip("blue-2s", "blue", 2, 880)
+    green = colour_clip(f"doomed-{quality}", "green", GREEN, 660)
     recorder = UdpRecorder(free_port)
-    start_at = timezone.now() + timedelta(seconds=3)
+    start_at = timezone.now() + timedelta(seconds=2.5)
     red_at = time.monotonic() + (start_at - timezone.now()).total_seconds()
     channel = scheduled_channel(free_port, 45, [(red, start_at), (green, None), (blue, None)], quality=quality)
     lifecycle.start_channel(channel)
     wait_status(45, "RUNNING", timeout=20)
-    time.sleep(max(0.0, red_at + 6 - 3 - time.monotonic()))
+    time.sleep(max(0.0, red_at + RED - 3 - time.monotonic()))
     Path(green.source).unlink()
-    time.sleep(max(0.0, red_at + 6 + 2 - time.monotonic()))  # the middle of green's slot
+    time.sleep(max(0.0, red_at + RED + GREEN / 2 - time.monotonic()))  # the middle of green's slot
     now = api.get("/api/channels/45/schedule").data["current"]
     assert (now["kind"], now["title"]) == ("slate", green.title), now
     assert green.source in now["reason"] and "No such file or directory" in now["reason"]
-    time.sleep(max(0.0, red_at + 6 + 4 + 6 + 1 - time.monotonic()))
+    time.sleep(max(0.0, red_at + RED + GREEN + 2 + 1 - time.monotonic()))
     recorder.stop()
     capture = tmp_path / "missing.ts"
     capture.write_bytes(b"".join(recorder.datagrams))
@@ -220,10 +224,11 @@ def test_a_program_deleted_before_it_airs_is_the_slate_in_its_slot_and_the_rest_
     colours = [colour for colour, _, _ in sequence]
     first_red = colours.index("red")
     assert colours[first_red:first_red + 3] == ["red", "other", "blue"], sequence  # never green, never silent
-    assert abs(sequence[first_red + 1][1] - 4 * FPS) <= 1, f"the slate aired {sequence[first_red + 1][1]} frames"
+    assert abs(sequence[first_red + 1][1] - GREEN * FPS) <= 1, f"the slate aired {sequence[first_red + 1][1]} frames"
     blue_arrival = frame_arrivals(recorder.datagrams, recorder.arrivals)[sequence[first_red + 2][2]]
-    assert abs(blue_arrival - (red_at + 10)) < 0.1, f"blue off its time by {blue_arrival - red_at - 10:.3f}s"
-    for boundary in (red_at + 6, red_at + 10):
+    blue_at = red_at + RED + GREEN
+    assert abs(blue_arrival - blue_at) < 0.1, f"blue off its time by {blue_arrival - blue_at:.3f}s"
+    for boundary in (red_at + RED, blue_at):
         gap = recorder.max_gap(boundary - 0.5, boundary + 0.5)
         assert gap <= BOUNDARY_GAP, f"{gap * 1000:.0f} ms without a datagram at a boundary"
     alert = Alert.objects.get(channel_id=channel.pk, kind="SOURCE_FAILED")

@@ -8,7 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from channels_app.models import Channel
+from channels_app import system_config
+from channels_app.models import Channel, ChannelConfig
+from resources_app.models import EncodeHost
+from streams_app import lifecycle
 from streams_app.models import Alert, Stream
 from streams_app.supervisor import Supervisor
 
@@ -87,7 +90,7 @@ def supervised(transactional_db):
     stream = Stream.objects.create(channel=channel, host="test-a", generation=1, heartbeat_at=timezone.now())
     clock, runs = FakeClock(), []
 
-    def start_run(plan, channel_id, spawn, lease, run_id, host, origin):
+    def start_run(plan, channel_id, spawn, lease, run_id, host, burst):
         runs.append(FakeRun(clock))
         return runs[-1], FakeEngine()
 
@@ -108,29 +111,27 @@ def test_first_progress_marks_the_run_running(supervised):
     assert status(stream) == "RUNNING" and Channel.objects.get(pk=stream.channel_id).status == "RUNNING"
 
 
-def test_a_crash_restarts_after_the_delay_and_a_loop_fails_the_run(supervised):
-    supervisor, clock, runs, stream = supervised
-    runs[0].advance()
-    supervisor.step()
-    runs[0].code = 1
-    assert supervisor.step() is None  # counted, restart due in 1 s
-    assert status(stream) == "STARTING" and len(runs) == 1
-    while len(runs) == 1:
+def restarted_after(supervisor, clock, runs):
+    """The current run exits: seconds from the step that saw it to its successor's start."""
+    started = len(runs)
+    runs[-1].code = 1
+    assert supervisor.step() is None
+    seen_at = clock.now
+    while len(runs) == started:
         assert supervisor.step() is None
-    assert clock.now - runs[0].last_advance_at >= 1.0  # not before the delay
-    runs[1].advance()
-    supervisor.step()
+    return runs[-1].started_at - seen_at
+
+
+def test_the_first_restart_is_at_once_the_next_after_the_delay_and_a_loop_fails_the_run(supervised):
+    supervisor, clock, runs, stream = supervised  # max_restart_attempts 2, restart_delay_seconds 1
+    on_air(supervisor, runs)
+    assert restarted_after(supervisor, clock, runs) < 0.1, "a crash is restarted at once"
+    on_air(supervisor, runs)
     assert status(stream) == "RUNNING"
-    for run_index in (1, 2):  # two more crashes: the policy allows 2 restarts
-        runs[run_index].code = 1
-        outcome = supervisor.step()
-        while outcome is None and len(runs) == run_index + 1:
-            outcome = supervisor.step()
-        if outcome:
-            break
-        runs[run_index + 1].advance()
-        supervisor.step()
-    assert outcome == Supervisor.FAILED and "restart loop" in supervisor.failure_reason
+    assert restarted_after(supervisor, clock, runs) >= 1.0, "a restart that did not hold: the next waits the delay"
+    on_air(supervisor, runs)
+    assert crash(supervisor, runs) == Supervisor.FAILED  # the policy allows 2 restarts
+    assert supervisor.failure_reason.startswith("gave up after 2 restart attempts: ffmpeg exited with code 1")
     assert Alert.objects.filter(kind="RESTART_LOOP", channel_id=stream.channel_id, cleared_at=None).exists()
 
 
@@ -141,11 +142,11 @@ def test_a_lost_output_leg_is_restored_by_a_restart_the_policy_allows_never_a_fa
     supervisor, clock, runs, stream = supervised
     runs[0].advance()
     supervisor.step()
-    supervisor.restarts.extend([clock.now] * supervisor.policy["max_restart_attempts"])
+    supervisor.attempts = supervisor.policy["max_restart_attempts"]
     runs[0].lost_legs["UDP"] = "No route to host"
     clock.now = supervisor.next_heartbeat
     assert supervisor.step() is None and runs[0].stops == 0 and status(stream) == "RUNNING"
-    supervisor.restarts.clear()  # the restart window has moved on
+    supervisor.attempts = 0  # a run stayed up long enough since
     clock.now = supervisor.next_heartbeat
     assert supervisor.step() is None and runs[0].stops == 1
     assert status(stream) == "STARTING" and "restoring its UDP output" in Stream.objects.get(pk=stream.pk).status_reason
@@ -272,3 +273,72 @@ def test_a_database_outage_does_not_lapse_a_lease_that_keeps_being_attempted(sup
         runs[0].advance()
         assert supervisor.step() is None
     assert supervisor.lease.admits(clock()) and runs[0].stops == 0
+
+
+# --- the restart policy: a delay, consecutive attempts, and an end state beat leaves alone ------
+def on_air(supervisor, runs):
+    runs[-1].advance()
+    assert supervisor.step() is None and supervisor.reported_running
+
+
+def crash(supervisor, runs):
+    """The current run exits: steps until its successor is started or the run ends (the outcome)."""
+    started = len(runs)
+    runs[-1].code = 1
+    outcome = supervisor.step()
+    while outcome is None and len(runs) == started:
+        outcome = supervisor.step()
+    return outcome
+
+
+def test_a_restart_waits_the_system_default_delay(supervised):
+    supervisor, clock, runs, stream = supervised
+    ChannelConfig.objects.filter(channel_id=stream.channel_id).update(failover_settings={})
+    system_config.update({"failover_settings": {"restart_delay_seconds": 5}})
+    on_air(supervisor, runs)
+    assert restarted_after(supervisor, clock, runs) < 0.1  # the first restart is at once
+    on_air(supervisor, runs)
+    assert restarted_after(supervisor, clock, runs) == pytest.approx(5.0)
+
+
+def test_a_run_that_stayed_up_starts_the_count_again(supervised, settings):
+    settings.RETROVUE_RESTART_WINDOW_SECONDS = 3
+    supervisor, clock, runs, stream = supervised  # max_restart_attempts 2
+    on_air(supervisor, runs)
+    assert crash(supervisor, runs) is None and supervisor.attempts == 1
+    on_air(supervisor, runs)
+    up_at = clock.now
+    while clock.now - up_at < 3:  # up for the whole window
+        assert beat(supervisor, runs) is None
+    assert crash(supervisor, runs) is None and supervisor.attempts == 1  # counted afresh
+    on_air(supervisor, runs)
+    assert crash(supervisor, runs) is None and supervisor.attempts == 2
+    on_air(supervisor, runs)
+    assert crash(supervisor, runs) == Supervisor.FAILED
+
+
+def test_giving_up_is_an_end_state_beat_leaves_until_an_operator_starts_it(supervised):
+    supervisor, clock, runs, stream = supervised
+    for _ in range(2):
+        on_air(supervisor, runs)
+        assert crash(supervisor, runs) is None
+    on_air(supervisor, runs)
+    assert crash(supervisor, runs) == Supervisor.FAILED
+    supervisor.finish(Supervisor.FAILED)
+    channel = Channel.objects.get(pk=stream.channel_id)
+    assert channel.status == "ERROR"
+    assert channel.status_reason == "gave up after 2 restart attempts: ffmpeg exited with code 1: Conversion failed!"
+    assert Alert.objects.filter(kind="RESTART_LOOP", channel_id=channel.pk, cleared_at=None).exists()
+    long_ago = timezone.now() - timedelta(seconds=2 * settings.RETROVUE_FAILED_RETRY_SECONDS)
+    Stream.objects.filter(pk=stream.pk).update(ended_at=long_ago)
+    assert lifecycle.restart_failed_channels(only_due=True) == {}  # beat's step: left in ERROR
+    # A run that failed for another reason (its host lost) is still re-placed by beat.
+    EncodeHost.objects.create(name="test-b", last_heartbeat=timezone.now(), cpu_count=4, memory_mb=8192)
+    Channel.objects.filter(pk=channel.pk).update(status_reason="lease expired: host test-a lost")
+    assert lifecycle.restart_failed_channels(only_due=True) == {90: "STARTING"}
+    lifecycle.stop_channel(channel)
+    Channel.objects.filter(pk=channel.pk).update(status="ERROR", desired_state="RUNNING",
+                                                 status_reason=channel.status_reason)
+    assert lifecycle.restart_failed_channels(only_due=True) == {}
+    started = lifecycle.start_channel(channel)  # the operator's start clears the end state
+    assert started.status == "STARTING" and started.status_reason == ""

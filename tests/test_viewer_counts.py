@@ -117,3 +117,21 @@ def test_the_cli_lists_the_figures_and_refuses_bad_input_in_one_line():
     refused = retrovue("viewers", "--hours", "0")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "hours" in refused.stderr
+
+
+@pytest.mark.django_db
+def test_the_channels_page_shows_each_channels_viewers(admin_client, now):
+    audience(now)
+    rows = {row["channel"].number: row["viewers"] for row in admin_client.get("/channels/live").context["rows"]}
+    assert (rows[1].viewers_now, rows[1].tune_ins, rows[3].viewers_now) == (2, 2, 0)
+    assert "2 tune-ins" in admin_client.get("/channels/live").content.decode()
+
+
+@pytest.mark.django_db
+def test_sessions_past_their_retention_go(now, settings):
+    from streams_app.tuning import prune_viewer_sessions
+
+    audience(now)
+    settings.RETROVUE_VIEWER_RETENTION_DAYS = 1
+    assert prune_viewer_sessions(now) == 1  # the HLS hour that ended 49 h ago
+    assert ViewerSession.objects.count() == 4

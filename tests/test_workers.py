@@ -124,6 +124,6 @@ def test_beat_schedule_is_created_idempotently():
     ensure_beat_schedule(apps.get_app_config("streams_app"))
     task = PeriodicTask.objects.get(name="retrovue: sweep stream leases")
     assert task.task == "streams.sweep_leases"
-    assert task.interval.every == settings.RETROVUE_HEALTH_CHECK_INTERVAL
+    assert task.interval.every == settings.RETROVUE_LEASE_SWEEP_SECONDS
     # streams_app's and resources_app's loops, and notifications_app's delivery pass
     assert PeriodicTask.objects.filter(name__startswith="retrovue:").count() == len(beat_schedule()) + 1

@@ -38,11 +38,12 @@ class Pacer(threading.Thread):
     """Feeds the output stage segment after segment, each unit when its time comes."""
 
     def __init__(self, mode, feed, origin=None, clock=time.monotonic, wait=None, executor=None, lease=None,
-                 asrun=None):
+                 asrun=None, burst=0.0):
         super().__init__(name="pacer", daemon=True)
         self.mode, self.feed = mode, feed
         self.fmt = mode.fmt
-        self.origin = origin  # wall-clock time of frame 0 (aware datetime; in the past: burst to it)
+        self.origin = origin  # wall-clock time of frame 0 (aware datetime)
+        self.burst = burst  # seconds of the timeline before now aired at once (an on-demand tune)
         # The clock, how to wait on it (True: stopped meanwhile), where readers are prepared.
         self.clock = clock
         self.stopped = threading.Event()
@@ -158,10 +159,9 @@ class Pacer(threading.Thread):
         """The unit loop. Only writes and waits happen here: readers are started and the
         database is read on the helper thread (`prepare`), so a fork or a query never delays
         a frame."""
-        self.origin = self.origin or timezone.now()
-        # The clock's reading at the origin: an origin in the past (a tune's burst) has the
-        # frames due since then go out at once.
-        start = self.clock() - max(0.0, (timezone.now() - self.origin).total_seconds())
+        # With a burst the origin is that far back: the frames due since then go out at once.
+        self.origin = self.origin or timezone.now() - timedelta(seconds=self.burst)
+        start = self.clock() - self.burst
         self.prepare = self.executor()
         try:
             self.begin(self.next_entry(0))
