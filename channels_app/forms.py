@@ -6,7 +6,7 @@ from django.conf import settings
 
 from retrovue.errors import ConfigError
 
-from . import validation
+from . import logos, validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
 from .system_config import default_resource_limits
@@ -21,9 +21,14 @@ def add_config_errors(form, exc):
 
 
 class ChannelForm(forms.ModelForm):
+    # Checked by the API's check (logos.image_kind); the admin stores it through logos.store_logo.
+    logo_file = forms.FileField(required=False, label="Logo",
+                                help_text="A PNG or JPEG image of at most 1 MB; replaces the current logo.")
+    remove_logo = forms.BooleanField(required=False, help_text="Remove the current logo.")
+
     class Meta:
         model = Channel
-        fields = ["name", "number", "description", "playlist", "on_demand"]
+        fields = ["name", "number", "description", "playlist", "on_demand", "group"]
         help_texts = {"playlist": "JSON list of media file paths under the media roots, played in a "
                                   "loop; empty plays the slate."}
 
@@ -31,7 +36,20 @@ class ChannelForm(forms.ModelForm):
         "name": validation.validate_name,
         "number": validation.validate_number,
         "playlist": lambda paths: validation.validate_playlist(paths, settings.RETROVUE_MEDIA_ROOTS),
+        "group": validation.validate_group,
     }
+
+    def clean_logo_file(self):
+        """The uploaded logo's bytes (None: no upload), refused as the API refuses them."""
+        upload = self.cleaned_data.get("logo_file")
+        if not upload:
+            return None
+        data = logos.read_upload(upload)
+        try:
+            logos.image_kind(data)
+        except ConfigError as exc:
+            raise forms.ValidationError(exc.errors["logo"]) from None
+        return data
 
     def clean(self):
         cleaned = super().clean()

@@ -55,6 +55,10 @@ class Channel(models.Model):
     # Runs only while someone watches: a tune starts it, RETROVUE_ON_DEMAND_IDLE_SECONDS without a
     # viewer stops it (streams_app/tuning.py).
     on_demand = models.BooleanField(default=False)
+    # The logo's file name under RETROVUE_DATA_DIR/logos/ (channels_app/logos.py); blank: none.
+    logo = models.CharField(max_length=64, blank=True, default="")
+    # The M3U's group-title; blank: "RetroVue".
+    group = models.CharField(max_length=50, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

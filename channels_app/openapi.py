@@ -66,11 +66,17 @@ class ConfigChange(ConfigSections):
     playlist = s.ListField(child=s.CharField(), required=False, help_text="files under the media roots")
     name = s.CharField(required=False, max_length=100)
     description = s.CharField(required=False, max_length=2000)
+    group = s.CharField(required=False, allow_blank=True, max_length=50,
+                        help_text='the M3U group-title; blank: "RetroVue"')
 
 
 class ChannelCreate(ConfigChange):
     name = s.CharField(max_length=100)
     number = s.IntegerField(min_value=1)
+
+
+class LogoUpload(s.Serializer):
+    logo = s.FileField(help_text="a PNG or JPEG image of at most 1 MB")
 
 
 class Outputs(s.Serializer):

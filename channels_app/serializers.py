@@ -3,7 +3,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import openapi, services
+from . import logos, openapi, services
 from .models import Channel
 from .validation import udp_url
 
@@ -14,11 +14,12 @@ class ChannelSerializer(serializers.ModelSerializer):
     uptime_s = serializers.SerializerMethodField()
     config = serializers.SerializerMethodField()
     outputs = serializers.SerializerMethodField()
+    logo = serializers.SerializerMethodField()
 
     class Meta:
         model = Channel
         fields = ["id", "number", "name", "description", "status", "status_reason", "desired_state",
-                  "host", "uptime_s", "generation", "playlist", "on_demand", "config", "outputs",
+                  "host", "uptime_s", "generation", "playlist", "on_demand", "group", "logo", "config", "outputs",
                   "created_at", "updated_at"]
 
     @extend_schema_field(serializers.ChoiceField([*Channel.Status.values, "UNKNOWN"]))
@@ -42,6 +43,12 @@ class ChannelSerializer(serializers.ModelSerializer):
         network = channel.config.network_settings
         return {"udp": udp_url(network, network.get("ttl", 16)).split("?")[0],
                 "hls": f"/hls/{channel.number}/index.m3u8"}
+
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_logo(self, channel):
+        """Where players fetch the logo (under /iptv/t/<token>/ when an IPTV token is set), or null."""
+        return f"/iptv/logos/{channel.number}.{logos.extension(channel)}" if channel.logo else None
 
 
 class ConfigOutcomeSerializer(ChannelSerializer):

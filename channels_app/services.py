@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from retrovue.errors import ConfigError, Conflict, NotFound
 
-from . import media, programming, validation
+from . import logos, media, programming, validation
 from .models import Channel, ChannelConfig
 from .profiles import QUALITY_PROFILES, merged_sections
 from .system_config import default_resource_limits
@@ -21,7 +21,7 @@ CONFIG_KEYS = set(ChannelConfig.SECTIONS)
 # Changes a running channel airs without a restart: the playlist from its next segment (as
 # schedules and switches); the description is not on air. Everything else is in the output
 # stage's argv or the slate and is applied by a restart (which rebuilds the run from the config).
-LIVE_FIELDS = {"playlist", "description", "on_demand"}
+LIVE_FIELDS = {"playlist", "description", "on_demand", "group"}
 
 
 def get_channel(ref):
@@ -54,12 +54,12 @@ def create_channel(data):
     """Create a channel from the product template (+ optional quality and playlist)."""
     if not isinstance(data, dict):
         raise ConfigError({"non_field_errors": ["expected an object"]})
-    _check_unknown(data, {"name", "number", "description", "quality", "playlist", "on_demand"} | CONFIG_KEYS)
+    _check_unknown(data, {"name", "number", "description", "quality", "playlist", "on_demand", "group"} | CONFIG_KEYS)
     errors = {}
     clean = {}
     for field, check in (("name", validation.validate_name), ("number", validation.validate_number),
                          ("quality", _quality), ("description", validation.validate_description),
-                         ("on_demand", validation.validate_on_demand)):
+                         ("on_demand", validation.validate_on_demand), ("group", validation.validate_group)):
         try:
             clean[field] = check(data.get(field))
         except ConfigError as exc:
@@ -88,7 +88,7 @@ def create_channel(data):
         with transaction.atomic():
             channel = Channel.objects.create(name=clean["name"], number=clean["number"],
                                              description=clean["description"], playlist=clean["playlist"],
-                                             on_demand=clean["on_demand"])
+                                             on_demand=clean["on_demand"], group=clean["group"])
             ChannelConfig.objects.create(channel=channel, **sections)
     except IntegrityError:
         raise ConfigError({"number": [f"channel number {clean['number']} is already taken"]}) from None
@@ -100,7 +100,7 @@ def update_config(channel, data):
     description; the stream picks the changes up at its next start or restart."""
     if not isinstance(data, dict):
         raise ConfigError({"non_field_errors": ["expected an object"]})
-    _check_unknown(data, CONFIG_KEYS | {"quality", "playlist", "name", "description", "on_demand"})
+    _check_unknown(data, CONFIG_KEYS | {"quality", "playlist", "name", "description", "on_demand", "group"})
     quality = _quality(data.get("quality"))
     fields = {}
     if "name" in data:
@@ -109,6 +109,8 @@ def update_config(channel, data):
         fields["description"] = validation.validate_description(data["description"])
     if "on_demand" in data:
         fields["on_demand"] = validation.validate_on_demand(data["on_demand"])
+    if "group" in data:
+        fields["group"] = validation.validate_group(data["group"])
     given = {k: data[k] for k in CONFIG_KEYS if k in data}
     sections = validation.validate_config(
         merged_sections(channel.number, quality, given, base=channel.config.sections()))
@@ -162,6 +164,7 @@ def delete_channel(channel):
     deleted, _ = Channel.objects.filter(pk=channel.pk, desired_state=Channel.Desired.STOPPED).delete()
     if not deleted:
         raise Conflict(f"channel {channel.number} changed while deleting; try again")
+    logos.remove_files(channel.pk)
 
 
 def lease_in_doubt(age_s):

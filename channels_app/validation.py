@@ -18,6 +18,9 @@ from .hostnames import validate_host_label, validate_host_name
 # surrogates, U+FFFE and U+FFFF.
 NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 DESCRIPTION_LIMIT = 2000
+GROUP_LIMIT = 50
+# Control characters (C0, DEL, C1) and the line and paragraph separators: a group is one M3U line.
+NOT_PRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 VIDEO_CODECS = {
     # name accepted in config -> FFmpeg encoder (None = stream copy)
@@ -279,6 +282,16 @@ def validate_name(name):
     if len(name) > 100 or any(ord(c) < 32 for c in name) or NOT_XML.search(name):
         raise ConfigError({"name": ["must be 1..100 printable characters"]})
     return name.strip()
+
+
+def validate_group(group):
+    """The channel's group in players' lists: 1..50 printable characters, or blank (none)."""
+    if group is None:
+        return ""
+    if not isinstance(group, str) or len(group.strip()) > GROUP_LIMIT or NOT_PRINTABLE.search(group) \
+            or NOT_XML.search(group):
+        raise ConfigError({"group": [f"must be text of at most {GROUP_LIMIT} printable characters"]})
+    return group.strip()
 
 
 def validate_number(number):

@@ -277,13 +277,20 @@ def group_named(name):
 
 def sweep(active_ids):
     """Remove the groups of this host's runs that are over (left by a worker that crashed);
-    returns the stream ids swept."""
+    returns the stream ids swept. `active_ids()` is asked after the groups are listed, so a run
+    that starts meanwhile is never taken for one that is over."""
     found = support()
-    swept = set()
-    for _held, root in found.roots if found.enforced else ():
-        folder = host_folder(root)
-        for child in folder.iterdir() if folder.exists() else ():
-            match = RUN_GROUP.match(child.name)
-            if match and int(match.group(1)) not in active_ids and _remove(child):
-                swept.add(int(match.group(1)))
+    listed = [child for _held, root in (found.roots if found.enforced else ())
+              for child in (host_folder(root).iterdir() if host_folder(root).exists() else ())
+              if RUN_GROUP.match(child.name)]
+    active, swept = active_ids() if listed else set(), set()
+    for child in listed:
+        stream_id = int(RUN_GROUP.match(child.name).group(1))
+        if stream_id not in active:
+            left = _read(child / "cgroup.procs").split()
+            if left:
+                log.warning("control group %s of run %s, which is over, still held %s: killed", child, stream_id,
+                            " ".join(left))
+            if _remove(child):
+                swept.add(stream_id)
     return swept

@@ -34,8 +34,8 @@ def register_host(name, capacity, pid=None):
 
 def sweep_groups(name):
     """Remove the control groups of this host's runs that are over; returns their stream ids."""
-    active = Stream.objects.filter(host=name, status__in=Stream.ACTIVE).values_list("pk", flat=True)
-    return confinement.sweep(set(active))
+    return confinement.sweep(lambda: set(Stream.objects.filter(host=name, status__in=Stream.ACTIVE)
+                                         .values_list("pk", flat=True)))
 
 
 class NetworkMeter:

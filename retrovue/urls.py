@@ -20,6 +20,7 @@ api = [
     path("channels/restart-failed", streams.BulkAction.as_view(action="restart_failed_channels")),
     path("channels/<str:ref>", channels.ChannelDetail.as_view()),
     path("channels/<str:ref>/config", channels.ChannelConfigView.as_view()),
+    path("channels/<str:ref>/logo", channels.ChannelLogoView.as_view()),
     path("channels/<str:ref>/start", streams.ChannelAction.as_view(action="start")),
     path("channels/<str:ref>/stop", streams.ChannelAction.as_view(action="stop")),
     path("channels/<str:ref>/schedule", schedule_api.ScheduleView.as_view()),

@@ -13,7 +13,7 @@ from retrovue.record_admin import RecordAdmin
 
 from . import channel_admin  # noqa: F401  (channels, with their start/stop/restart actions)
 from .alerts import clear_alert
-from .asrun import as_run_csv, as_run_row
+from .asrun import as_run_csv, as_run_rows
 from .models import Alert, AsRunEntry, Stream
 
 
@@ -96,7 +96,7 @@ class AsRunEntryAdmin(RecordAdmin):
 
     @admin.action(description="Export selected entries as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
-        rows = [as_run_row(entry) for entry in queryset.select_related("channel").order_by("actual_start", "pk")]
+        rows = as_run_rows(queryset.select_related("channel").order_by("actual_start", "pk"))
         response = HttpResponse(as_run_csv(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="as-run.csv"'
         return response

@@ -11,13 +11,15 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from retrovue.errors import ConfigError
 
+from channels_app.models import ViewerSession
+
 from .alerts import channel_filter
 from .models import AsRunEntry
 
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_ROWS = 10_000
 COLUMNS = ("channel", "channel_name", "kind", "title", "asset", "source", "scheduled_start", "scheduled_end",
-           "actual_start", "actual_end", "duration_s", "frames", "host", "run", "note")
+           "actual_start", "actual_end", "duration_s", "frames", "host", "run", "note", "viewers")
 
 
 def _moment(name, text):
@@ -50,7 +52,25 @@ def find_as_run(channel=None, since=None, until=None):
     return found
 
 
-def as_run_row(entry):
+def as_run_rows(entries):
+    """Rows of `entries`, each with how many viewers watched during it (viewer sessions of its
+    channel overlapping it), from one query for all."""
+    entries, now = list(entries), timezone.now()
+    watched = {}
+    if entries:
+        sessions = ViewerSession.objects.filter(
+            channel_id__in={entry.channel_id for entry in entries},
+            started_at__lt=max(entry.actual_end or now for entry in entries),
+            last_seen_at__gt=min(entry.actual_start for entry in entries))
+        for channel_id, began, seen, ended in sessions.values_list("channel_id", "started_at", "last_seen_at",
+                                                                   "ended_at"):
+            watched.setdefault(channel_id, []).append((began, ended or seen))
+    return [{**_row(entry), "viewers": sum(began < (entry.actual_end or now) and left > entry.actual_start
+                                          for began, left in watched.get(entry.channel_id, ()))}
+            for entry in entries]
+
+
+def _row(entry):
     return {"channel": entry.channel.number, "channel_name": entry.channel.name, "kind": entry.kind,
             "title": entry.title, "asset": entry.asset_id, "source": entry.source,
             "scheduled_start": entry.scheduled_start, "scheduled_end": entry.scheduled_end,
@@ -60,7 +80,7 @@ def as_run_row(entry):
 
 
 def as_run_csv(rows):
-    """CSV of rows (as_run_row), times in ISO 8601 to the millisecond."""
+    """CSV of rows (as_run_rows), times in ISO 8601 to the millisecond."""
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS)
     writer.writeheader()

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from retrovue.api import documented
 
-from .asrun import as_run_csv, as_run_row, find_as_run
+from .asrun import as_run_csv, as_run_rows, find_as_run
 
 
 class CsvRenderer(renderers.BaseRenderer):
@@ -40,6 +40,7 @@ class AsRunSerializer(serializers.Serializer):
     host = serializers.CharField()
     run = serializers.IntegerField(allow_null=True)
     note = serializers.CharField()
+    viewers = serializers.IntegerField(help_text="viewer sessions that watched during the entry")
 
 
 class AsRunList(APIView):
@@ -54,4 +55,4 @@ class AsRunList(APIView):
     def get(self, request):
         params = request.query_params
         entries = find_as_run(channel=params.get("channel"), since=params.get("from"), until=params.get("to"))
-        return Response([as_run_row(entry) for entry in entries])
+        return Response(as_run_rows(entries))

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from channels_app.models import Channel
 from retrovue.errors import ConfigError
 
-from .asrun import as_run_row, find_as_run
+from .asrun import as_run_rows, find_as_run
 
 FILTERS = ("channel", "from", "to")
 
@@ -16,8 +16,8 @@ FILTERS = ("channel", "from", "to")
 def as_run_page(request):
     chosen = {name: request.GET[name].strip() for name in FILTERS if request.GET.get(name, "").strip()}
     try:
-        rows, errors = [as_run_row(entry) for entry in find_as_run(
-            chosen.get("channel"), since=chosen.get("from"), until=chosen.get("to"))], {}
+        rows, errors = as_run_rows(find_as_run(chosen.get("channel"), since=chosen.get("from"),
+                                               until=chosen.get("to"))), {}
     except ConfigError as exc:
         rows, errors = [], exc.errors
     context = {"rows": rows, "errors": errors, "chosen": chosen, "section": "asrun",

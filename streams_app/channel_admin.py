@@ -3,14 +3,15 @@ streams_app.lifecycle, like the API and CLI."""
 from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
-from channels_app import services
+from channels_app import logos, services
 from channels_app.forms import ChannelConfigForm, ChannelForm
 from channels_app.models import Channel, ChannelConfig
 from retrovue.errors import ConfigError, ServiceError
 from retrovue.record_admin import records_of
 
-from . import lifecycle
+from . import iptv, lifecycle
 from .models import Stream
 
 ACTIVE = (Channel.Status.STARTING, Channel.Status.RUNNING, Channel.Status.STOPPING)
@@ -62,10 +63,11 @@ class ChannelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The number names the channel's HLS path and default port: fixed once created.
-        return self.readonly_fields + (["number"] if obj else [])
+        return [*self.readonly_fields, "logo_preview", *(["number"] if obj else [])]
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = [(None, {"fields": ["name", "number", "description", "playlist", "on_demand"]})]
+        fieldsets = [(None, {"fields": ["name", "number", "description", "playlist", "on_demand", "group"]}),
+                     ("Logo", {"fields": ["logo_preview", "logo_file", "remove_logo"] if obj else ["logo_file"]})]
         if obj:
             fieldsets.append(("State", {"fields": self.readonly_fields}))
         return fieldsets
@@ -84,6 +86,13 @@ class ChannelAdmin(admin.ModelAdmin):
     def host(self, channel):
         return getattr(channel, "current_host", None)
 
+    @admin.display(description="current logo")
+    def logo_preview(self, channel):
+        if not channel.logo:
+            return "none"
+        url = iptv.rooted_url("", "iptv-logo", number=channel.number, ext=logos.extension(channel))
+        return format_html('<img src="{}" alt="logo of {}" height="48">', url, channel.name)
+
     def uptime(self, channel):
         seconds = services.uptime_seconds(channel)
         return None if seconds is None else str(timedelta(seconds=round(seconds)))
@@ -99,7 +108,7 @@ class ChannelAdmin(admin.ModelAdmin):
                 config = {k: v for f in formset.forms for k, v in f.service_data().items()}
             formset.save(commit=False)  # records the changes for the history, writes nothing
         if change:
-            fields = {k: form.cleaned_data[k] for k in ("name", "description", "playlist", "on_demand")
+            fields = {k: form.cleaned_data[k] for k in ("name", "description", "playlist", "on_demand", "group")
                       if k in form.changed_data}
             changes = {**config, **fields}
             channel = services.update_config(services.get_channel(channel.pk), changes)
@@ -110,9 +119,15 @@ class ChannelAdmin(admin.ModelAdmin):
             if "playlist" in fields:
                 self.message_user(request, f"{channel}: the new playlist airs from the next segment.")
         else:
-            fields = {k: form.cleaned_data[k] for k in ("name", "number", "description", "playlist", "on_demand")}
+            fields = {k: form.cleaned_data[k] for k in ("name", "number", "description", "playlist", "on_demand",
+                                                         "group")}
             # The service creates its own row; the admin's redirect and history need that one.
             channel.pk = services.create_channel({**fields, **config}).pk
+        if form.cleaned_data.get("logo_file"):
+            logos.store_logo(channel, form.cleaned_data["logo_file"])
+        elif form.cleaned_data.get("remove_logo"):
+            logos.remove_logo(channel)
+        if not change:
             channel.refresh_from_db()
 
     def has_delete_permission(self, request, obj=None):

@@ -6,6 +6,10 @@ without knowing its API.
   and media servers map (favourites, DVR rules) stays put while channels stop and start; a
   stopped channel's stream answers 503. Players that take the name after the line's last comma
   get it whole: a comma in it is written as U+201A, which looks the same.
+  Each entry names its group (`group-title`, the channel's group or "RetroVue") and, when the
+  channel has one, its logo (`tvg-logo`).
+- `GET /iptv/logos/<number>.<png|jpg>`: a channel's logo (channels_app/logos.py), cacheable for
+  an hour and revalidated by its ETag; the guide's channels show it as their icon.
 - `GET /iptv/xmltv.xml`: XMLTV guide of every channel from `channel_segments`, the same
   resolution of schedules the playout uses: what airs from the last few hours (so the current
   programme keeps its real start) to a day ahead. Gaps show as one programme titled after the
@@ -36,6 +40,7 @@ query to a stream URL (Jellyfin adds `?transcode=...`) keeps the token.
 import hmac
 import inspect
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -45,12 +50,15 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from channels_app import logos
 from channels_app.models import Channel
 from channels_app.programming import channel_segments
 
@@ -141,18 +149,32 @@ def tvg_id(channel):
     return f"retrovue.{channel.number}"
 
 
+def absolute_logo_url(request, channel):
+    """The absolute URL of the channel's logo (carrying the token when one is set), or None."""
+    if not channel.logo:
+        return None
+    return absolute_url(request, "iptv-logo", number=channel.number, ext=logos.extension(channel))
+
+
 # --- M3U ---------------------------------------------------------------------------------------
 
-def m3u(channels, guide_url, stream_url):
-    """Extended M3U; `stream_url(channel)` gives each entry's URL."""
+def attribute(text):
+    """Text for a quoted attribute value, which cannot hold a double quote."""
+    return one_line(text).replace('"', "'")
+
+
+def m3u(channels, guide_url, stream_url, logo_url):
+    """Extended M3U; `stream_url(channel)` gives each entry's URL, `logo_url(channel)` its logo's
+    (or None)."""
     # Some players read the guide's address from url-tvg, others from x-tvg-url.
     lines = [f'#EXTM3U url-tvg="{guide_url}" x-tvg-url="{guide_url}"']
     for channel in channels:
-        name = one_line(channel.name)
-        quoted = name.replace('"', "'")  # attribute values cannot hold a double quote
-        shown = name.replace(",", "\u201a")  # some players read the name after the last comma
-        lines += [f'#EXTINF:-1 tvg-id="{tvg_id(channel)}" tvg-name="{quoted}" tvg-chno="{channel.number}" '
-                  f'group-title="RetroVue",{shown}',
+        shown = one_line(channel.name).replace(",", "\u201a")  # some players read the name after the last comma
+        icon = logo_url(channel)
+        logo_attribute = f' tvg-logo="{attribute(icon)}"' if icon else ""
+        lines += [f'#EXTINF:-1 tvg-id="{tvg_id(channel)}" tvg-name="{attribute(channel.name)}" '
+                  f'tvg-chno="{channel.number}"{logo_attribute} '
+                  f'group-title="{attribute(channel.group) or "RetroVue"}",{shown}',
                   stream_url(channel)]
     return "\n".join(lines) + "\n"
 
@@ -160,8 +182,31 @@ def m3u(channels, guide_url, stream_url):
 @gated
 def playlist(request):
     body = m3u(Channel.objects.all(), absolute_url(request, "iptv-guide"),
-               lambda channel: absolute_url(request, "iptv-stream", number=channel.number))
+               lambda channel: absolute_url(request, "iptv-stream", number=channel.number),
+               lambda channel: absolute_logo_url(request, channel))
     return HttpResponse(body, content_type="audio/x-mpegurl; charset=utf-8")
+
+
+@gated
+def channel_logo(request, number, ext):
+    """A channel's logo. Players fetch it without credentials, often, for every channel: it may
+    be cached for an hour, then revalidated by its ETag (a replaced logo changes it)."""
+    channel = Channel.objects.filter(number=number).only("id", "number", "logo").first()
+    if channel is None or not channel.logo or logos.extension(channel) != ext:
+        raise Http404("no such logo")
+    try:
+        with open(logos.logo_path(channel), "rb") as file:
+            stat = os.fstat(file.fileno())
+            data = file.read()
+    except OSError:
+        raise Http404("no such logo") from None
+    response = HttpResponse(data, content_type=logos.CONTENT_TYPES[ext])
+    response["ETag"] = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    response["Last-Modified"] = http_date(stat.st_mtime)
+    response["Cache-Control"] = "public, max-age=3600"
+    response["Access-Control-Allow-Origin"] = "*"
+    return get_conditional_response(request, etag=response["ETag"], last_modified=int(stat.st_mtime),
+                                    response=response)
 
 
 # --- XMLTV -------------------------------------------------------------------------------------
@@ -196,13 +241,16 @@ def xmltv_time(moment):
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S +0000")
 
 
-def xmltv(channels, now):
-    """An XMLTV document (valid against xmltv.dtd): every channel, then their programmes."""
+def xmltv(channels, now, logo_url):
+    """An XMLTV document (valid against xmltv.dtd): every channel (its icon being its logo, from
+    `logo_url(channel)`, when it has one), then their programmes."""
     tv = Element("tv", {"generator-info-name": "RetroVue"})
     for channel in channels:
         node = SubElement(tv, "channel", id=tvg_id(channel))
         SubElement(node, "display-name").text = one_line(channel.name)
         SubElement(node, "display-name").text = str(channel.number)
+        if icon := logo_url(channel):  # after the display names, as the DTD orders them
+            SubElement(node, "icon", src=icon)
     for channel in channels:
         try:
             listed = airings(channel, now)
@@ -222,7 +270,8 @@ def xmltv(channels, now):
 @gated
 def guide(request):
     channels = list(Channel.objects.select_related("current_schedule"))
-    return HttpResponse(xmltv(channels, timezone.now()), content_type="application/xml; charset=utf-8")
+    body = xmltv(channels, timezone.now(), lambda channel: absolute_logo_url(request, channel))
+    return HttpResponse(body, content_type="application/xml; charset=utf-8")
 
 
 # --- HDHomeRun emulation -----------------------------------------------------------------------

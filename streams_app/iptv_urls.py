@@ -9,6 +9,7 @@ CLIENT = [
     path("channels.m3u", iptv.playlist, name="iptv-playlist"),
     path("xmltv.xml", iptv.guide, name="iptv-guide"),
     path("channels/<int:number>.ts", viewers.channel_stream, name="iptv-stream"),
+    path("logos/<int:number>.<str:ext>", iptv.channel_logo, name="iptv-logo"),
 ]
 TUNER = [
     path("discover.json", iptv.discover, name="hdhr-discover"),

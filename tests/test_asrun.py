@@ -136,3 +136,16 @@ def test_retention_drops_only_what_ended_before_it(aired, settings):
     settings.RETROVUE_ASRUN_RETENTION_DAYS = 1
     assert prune_as_run(now=at(40) + timedelta(days=1, seconds=1)) == 2  # the news and the lost film
     assert [title for _, title, *_ in rows(aired)] == ["", "film"]
+
+
+def test_each_entry_says_how_many_viewers_watched_during_it(aired, api):
+    from channels_app.models import ViewerSession
+
+    watch = dict(channel=aired, kind="ts", client="192.0.2.9")
+    ViewerSession.objects.create(started_at=at(10), last_seen_at=at(35), ended_at=at(35), **watch)  # news, film
+    ViewerSession.objects.create(started_at=at(50), last_seen_at=at(60), **{**watch, "kind": "hls"})  # the film after
+    listed = api.get("/api/asrun", {"channel": 7, "from": at(-60).isoformat(), "to": at(120).isoformat()}).json()
+    assert [(row["title"], row["viewers"]) for row in listed] == [("news", 1), ("film", 1), ("", 0), ("film", 1)]
+    table = list(csv.DictReader(io.StringIO(api.get("/api/asrun", {"channel": 7, "from": at(-60).isoformat(),
+                                                                  "format": "csv"}).content.decode())))
+    assert [row["viewers"] for row in table] == ["1", "1", "0", "1"]

@@ -20,6 +20,8 @@ ENDPOINTS = [
     ("DELETE", "/api/channels/7", True),
     ("GET", "/api/channels/7/config", False),
     ("PUT", "/api/channels/7/config", True),
+    ("PUT", "/api/channels/7/logo", True),
+    ("DELETE", "/api/channels/7/logo", True),
     ("POST", "/api/channels/7/start", True),
     ("POST", "/api/channels/7/stop", True),
     ("GET", "/api/channels/7/schedule", False),

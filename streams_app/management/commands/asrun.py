@@ -1,6 +1,6 @@
 """`retrovue asrun [--channel N] [--from T] [--to T] [--csv | --json]`: what aired, oldest first."""
 from retrovue.commands import ServiceCommand
-from streams_app.asrun import as_run_csv, as_run_row, find_as_run
+from streams_app.asrun import as_run_csv, as_run_rows, find_as_run
 
 
 def line(row):
@@ -24,7 +24,7 @@ class Command(ServiceCommand):
         super().handle(*args, subcommand="list", **options)
 
     def do_list(self, channel, since, until, csv, json, **_):
-        rows = [as_run_row(entry) for entry in find_as_run(channel, since=since, until=until)]
+        rows = as_run_rows(find_as_run(channel, since=since, until=until))
         if csv:
             self.stdout.write(as_run_csv(rows), ending="")
             return

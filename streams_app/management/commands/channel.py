@@ -18,6 +18,7 @@ def _create_args(parser):
                         help="media files under RETROVUE_MEDIA_ROOTS, played in a loop")
     parser.add_argument("--description", default="")
     parser.add_argument("--on-demand", action="store_true", help="run only while someone watches")
+    parser.add_argument("--group", default="", help='its group in players\' lists (default "RetroVue")')
 
 
 def _ref(parser):
@@ -33,6 +34,7 @@ def _configure_args(parser):
                         help="media files under RETROVUE_MEDIA_ROOTS (none: the slate)")
     parser.add_argument("--description")
     parser.add_argument("--on-demand", choices=["on", "off"], help="run only while someone watches")
+    parser.add_argument("--group", help='its group in players\' lists ("": the default, "RetroVue")')
 
 
 def _switch_args(parser):
@@ -66,17 +68,17 @@ class Command(ServiceCommand):
     def handle(self, *args, subcommand, **options):
         super().handle(*args, subcommand=subcommand.replace("-", "_"), **options)
 
-    def do_create(self, name, number, quality, output, playlist, description, on_demand, json, **_):
+    def do_create(self, name, number, quality, output, playlist, description, on_demand, group, json, **_):
         data = {"name": name, "number": number, "quality": quality, "playlist": playlist,
-                "description": description, "on_demand": on_demand}
+                "description": description, "on_demand": on_demand, "group": group}
         if output:
             data["network_settings"] = parse_output_url(output)
         channel = services.create_channel(data)
         self.emit(channel_data(channel), json, f"created channel {channel.number} ({channel.id})")
 
-    def do_configure(self, channel, name, quality, output, playlist, description, on_demand, json, **_):
+    def do_configure(self, channel, name, quality, output, playlist, description, on_demand, group, json, **_):
         data = {key: value for key, value in (("name", name), ("quality", quality), ("playlist", playlist),
-                                              ("description", description),
+                                              ("description", description), ("group", group),
                                               ("on_demand", on_demand and on_demand == "on")) if value is not None}
         if output:
             data["network_settings"] = parse_output_url(output)
