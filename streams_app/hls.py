@@ -93,11 +93,6 @@ def discontinuity_sequence(folder, sequence):
     return sum(start < sequence for start in output_starts(folder))
 
 
-def segment_name(sequence):
-    """The file FFmpeg's HLS muxer writes segment `sequence` to (index.m3u8's own pattern)."""
-    return f"index{sequence}.ts"
-
-
 def whole(size):
     """A segment written out: some TS packets, none cut (a failed write leaves 0 or a partial block)."""
     return bool(size) and size % PACKET == 0

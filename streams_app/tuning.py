@@ -23,8 +23,10 @@ from . import lifecycle
 from .hls import hls_dir, output_starts, served_window
 
 LIVE = (Channel.Status.STARTING, Channel.Status.RUNNING)
-HLS_GAP = timedelta(seconds=30)  # an HLS client that asked nothing for this long has left
-SEEN_EVERY = 5.0  # seconds between writes of a session's last_seen_at
+# Seconds between writes of a session's last_seen_at: a viewer is seen at every chunk or request,
+# written this often (a write per viewer every few seconds slowed the API at 200 viewers).
+SEEN_EVERY = 15.0
+HLS_GAP = timedelta(seconds=3 * SEEN_EVERY)  # an HLS client not seen for this long has left
 STALE = timedelta(seconds=3 * SEEN_EVERY)  # a TS session not seen for this long lost its web process
 
 
@@ -62,8 +64,8 @@ def close_session(session_id):
 
 
 class Sightings:
-    """When each session was last written, in this process: a viewer is seen every chunk or
-    request, its session written at most every SEEN_EVERY seconds."""
+    """When each HLS client's session was last written, in this process: a client is seen at
+    every request, its session written at most every SEEN_EVERY seconds."""
 
     def __init__(self):
         self.written, self.lock = {}, threading.Lock()
@@ -75,21 +77,34 @@ class Sightings:
             self.written[key] = now
             return True
 
-    def forget(self, key):
-        with self.lock:
-            self.written.pop(key, None)
-
 
 SIGHTINGS = Sightings()
 
 
-def seen_due(session_id):
-    """Whether the TS viewer `session_id`, seen now, is due a write (mark_seen)."""
-    return SIGHTINGS.due(("ts", session_id), time.monotonic())
+class SeenViewers:
+    """The TS viewers of this process seen since their sessions were last written: one UPDATE
+    for all of them at most every SEEN_EVERY seconds (a write per viewer slowed the API that
+    shares the web process's database thread at 300 viewers)."""
+
+    def __init__(self):
+        self.seen, self.written_at, self.lock = set(), time.monotonic(), threading.Lock()
+
+    def saw(self, session_id):
+        """Note a viewer seen now; the sessions to write (mark_seen) when a write is due, else None."""
+        with self.lock:
+            self.seen.add(session_id)
+            now = time.monotonic()
+            if now - self.written_at < SEEN_EVERY:
+                return None
+            due, self.seen, self.written_at = self.seen, set(), now
+            return due
 
 
-def mark_seen(session_id):
-    ViewerSession.objects.filter(pk=session_id, ended_at=None).update(last_seen_at=timezone.now())
+TS_VIEWERS = SeenViewers()
+
+
+def mark_seen(session_ids):
+    ViewerSession.objects.filter(pk__in=session_ids, ended_at=None).update(last_seen_at=timezone.now())
 
 
 def hls_seen(channel, client):

@@ -23,7 +23,7 @@ from retrovue.errors import ServiceError
 
 from . import tuning
 
-from .hls import HLS_FILE, PACKET, hls_dir, output_starts, playlist_text, segment_name, served_window, whole
+from .hls import HLS_FILE, hls_dir, output_starts, playlist_text, served_window, whole
 from .iptv import gated
 
 POLL_SECONDS = 0.25
@@ -50,7 +50,7 @@ def segment_bytes(path):
 
 class HlsFollower:
     """The HLS window in `folder` as one MPEG-TS byte stream: the newest JOIN_SEGMENTS, then each
-    segment as FFmpeg writes it (whole packets as they land, the rest once it is listed), until
+    segment once it is listed (FFmpeg's HLS muxer writes a segment whole when it ends), until
     nothing arrives for `idle` seconds. When FFmpeg restarts (its numbering starts over) the
     stream goes on from the new window's start. A viewer that started the channel (`after_starts`:
     how many output starts the folder had before) waits for the new output stage and follows it
@@ -61,7 +61,6 @@ class HlsFollower:
         self.folder, self.idle, self.clock = folder, idle, clock
         self.last, self.quiet_since = None, clock()
         self.after_starts = after_starts
-        self.growing = (None, 0)  # (sequence, bytes sent) of the segment being written
 
     def step(self):
         if self.clock() - self.quiet_since >= self.idle:
@@ -78,34 +77,9 @@ class HlsFollower:
             fresh = listed
         else:
             fresh = [entry for entry in listed if entry[0] > self.last]
-        data = b"".join(self.rest_of(sequence, name) for sequence, name in fresh)
+        data = b"".join(segment_bytes(self.folder / name) for _sequence, name in fresh)
         if fresh:
-            self.last = fresh[-1][0]
-        if self.last is not None:
-            data += self.written_of(self.last + 1)
-        if data:
-            self.quiet_since = self.clock()
-        return data
-
-    def rest_of(self, sequence, name):
-        """A listed (whole) segment, less what was sent of it while it was written."""
-        sent = self.growing[1] if self.growing[0] == sequence else 0
-        return segment_bytes(self.folder / name)[sent:]
-
-    def written_of(self, sequence):
-        """The whole packets FFmpeg has written of segment `sequence` so far, not sent yet."""
-        sent = self.growing[1] if self.growing[0] == sequence else 0
-        try:
-            with open(self.folder / segment_name(sequence), "rb") as segment:
-                size = os.fstat(segment.fileno()).st_size
-                size -= size % PACKET
-                if size <= sent:
-                    return b""
-                segment.seek(sent)
-                data = segment.read(size - sent)
-        except FileNotFoundError:
-            return b""
-        self.growing = (sequence, sent + len(data))
+            self.last, self.quiet_since = fresh[-1][0], self.clock()
         return data
 
 
@@ -175,16 +149,16 @@ class Seated:
 class SeatedSync(Seated):
     def __iter__(self):
         for chunk in self.stream:
-            if tuning.seen_due(self.session):
-                tuning.mark_seen(self.session)
+            if seen := tuning.TS_VIEWERS.saw(self.session):
+                tuning.mark_seen(seen)
             yield chunk
 
 
 class SeatedAsync(Seated):
     async def __aiter__(self):
         async for chunk in self.stream:
-            if tuning.seen_due(self.session):
-                await sync_to_async(tuning.mark_seen)(self.session)
+            if seen := tuning.TS_VIEWERS.saw(self.session):
+                await sync_to_async(tuning.mark_seen)(seen)
             yield chunk
 
 
