@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -21,6 +21,7 @@ from channels_app.models import Channel, ViewerSession
 
 from . import lifecycle
 from .hls import hls_dir, output_starts, served_window
+from .models import Stream
 
 LIVE = (Channel.Status.STARTING, Channel.Status.RUNNING)
 # Seconds between writes of a session's last_seen_at: a viewer is seen at every chunk or request,
@@ -150,8 +151,12 @@ def stop_idle_on_demand(now=None):
     now = now or timezone.now()
     end_stale_sessions(now)
     idle_since = now - timedelta(seconds=settings.RETROVUE_ON_DEMAND_IDLE_SECONDS)
+    # Two subqueries, not two joins: a join of sessions and runs would multiply their rows.
     candidates = Channel.objects.filter(on_demand=True, desired_state=Channel.Desired.RUNNING).annotate(
-        watched=Max("viewers__last_seen_at"), run_began=Max("streams__created_at"))
+        watched=Subquery(ViewerSession.objects.filter(channel=OuterRef("pk")).order_by("-last_seen_at")
+                         .values("last_seen_at")[:1]),
+        run_began=Subquery(Stream.objects.filter(channel=OuterRef("pk")).order_by("-created_at")
+                           .values("created_at")[:1]))
     stopped = []
     for channel in candidates:
         last_sign = max(filter(None, [channel.watched, channel.run_began]), default=None)
@@ -191,10 +196,3 @@ def viewer_figures(since=None):
 
 def no_viewers():
     return ViewerFigures(0, dict.fromkeys(ViewerSession.Kind.values, 0), 0, 0.0)
-
-
-def viewer_counts(now=None):
-    """{channel id: (viewers now, tune-ins in the last 24 h, watch time s in the last 24 h)}."""
-    since = (now or timezone.now()) - timedelta(days=1)
-    return {pk: (figures.viewers_now, figures.tune_ins, figures.watch_time_s)
-            for pk, figures in viewer_figures(since).items()}

@@ -65,8 +65,7 @@ def test_a_tune_starts_an_on_demand_channel_and_beat_stops_it_when_nobody_watche
     playlist = client.get("/hls/71/index.m3u8", HTTP_USER_AGENT="ExoPlayer")
     assert playlist.status_code == 200 and "#EXTINF" in playlist.content.decode()
     assert ViewerSession.objects.filter(channel=channel, kind="hls", client__endswith="ExoPlayer").count() == 1
-    tune_ins, = [counts[1] for pk, counts in tuning.viewer_counts().items() if pk == channel.pk]
-    assert tune_ins == 2
+    assert tuning.viewer_figures(timezone.now() - timedelta(days=1))[channel.pk].tune_ins == 2
     assert tuning.stop_idle_on_demand(now=later + timedelta(minutes=2)) == [71]
     wait_status(71, "STOPPED")
     wait_for(lambda: channel_ffmpeg(71) == [], what="no FFmpeg once stopped")

@@ -82,8 +82,8 @@ def test_figures_of_every_channel_take_one_query(now, django_assert_num_queries)
     first = audience(now)
     with django_assert_num_queries(1):
         day = tuning.viewer_figures(now - 24 * HOUR)
-    assert tuning.viewer_counts() == {pk: (f.viewers_now, f.tune_ins, f.watch_time_s) for pk, f in day.items()}
-    assert tuning.viewer_counts()[first.pk] == (2, 2, 7200 + 1790 + 4 * 3600)
+    figures = day[first.pk]
+    assert (figures.viewers_now, figures.tune_ins, figures.watch_time_s) == (2, 2, 7200 + 1790 + 4 * 3600)
 
 
 @pytest.mark.django_db
