@@ -108,14 +108,17 @@ def mark_seen(session_ids):
     ViewerSession.objects.filter(pk__in=session_ids, ended_at=None).update(last_seen_at=timezone.now())
 
 
-def hls_seen(channel, client):
-    """An HLS request of `client`: its session goes on, or one starts (a tune-in)."""
-    if not SIGHTINGS.due(("hls", channel.pk, client), time.monotonic()):
+def hls_seen(number, client):
+    """An HLS request of `client` for channel `number`: its session goes on, or one starts (a
+    tune-in). The database is asked only when the session is due a write, not per segment."""
+    if not SIGHTINGS.due(("hls", number, client), time.monotonic()):
         return
     now = timezone.now()
-    if not ViewerSession.objects.filter(channel=channel, kind=ViewerSession.Kind.HLS, client=client[:100],
+    if not ViewerSession.objects.filter(channel__number=number, kind=ViewerSession.Kind.HLS, client=client[:100],
                                         ended_at=None, last_seen_at__gte=now - HLS_GAP).update(last_seen_at=now):
-        open_session(channel, ViewerSession.Kind.HLS, client)
+        channel = Channel.objects.filter(number=number).first()
+        if channel is not None:
+            open_session(channel, ViewerSession.Kind.HLS, client)
 
 
 def tuned_window(channel, before, patience):

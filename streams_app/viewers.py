@@ -23,7 +23,7 @@ from retrovue.errors import ServiceError
 
 from . import tuning
 
-from .hls import HLS_FILE, hls_dir, output_starts, playlist_text, served_window, whole
+from .hls import HLS_FILE, PREVIOUS, hls_dir, output_starts, playlist_text, served_window, whole
 from .iptv import gated
 
 POLL_SECONDS = 0.25
@@ -32,20 +32,51 @@ JOIN_SEGMENTS = 2  # a new viewer's head start (4 s): enough for players to prob
 CHUNK_BYTES = 64 * 1024
 
 
-def listed_segments(folder):
-    """(media sequence number, file name) of each whole segment the channel's window lists."""
-    served = served_window(folder)
-    if served is None:
-        return []
-    sequence, entries, _header = served
-    return [(sequence + i, name) for i, (_extinf, name, _size) in enumerate(entries)]
+class Listing:
+    """One version of a channel's served window: (media sequence number, file name) of each
+    whole segment it lists, and the bytes of those segments, read once for every viewer."""
+
+    def __init__(self, folder):
+        self.folder, self.data = folder, {}
+        served = served_window(folder)
+        sequence, entries = (served[0], served[1]) if served else (0, [])
+        self.segments = [(sequence + i, name) for i, (_extinf, name, _size) in enumerate(entries)]
+
+    def read(self, name):
+        if name not in self.data:
+            try:
+                self.data[name] = (self.folder / name).read_bytes()
+            except FileNotFoundError:  # rotated out of the window before we got to it
+                self.data[name] = b""
+        return self.data[name]
 
 
-def segment_bytes(path):
+class Listings:
+    """The current Listing of each channel folder, shared by the viewers of this process: a new
+    one only when a playlist file changed (FFmpeg rewrites it at each segment's end), so 300
+    viewers polling a channel cost two stat calls a poll, not 300 parses and reads."""
+
+    def __init__(self):
+        self.current, self.lock = {}, threading.Lock()
+
+    def get(self, folder):
+        key = tuple(file_version(folder / name) for name in ("index.m3u8", PREVIOUS))
+        with self.lock:
+            found = self.current.get(folder)
+            if found is None or found[0] != key:
+                found = self.current[folder] = (key, Listing(folder))
+            return found[1]
+
+
+def file_version(path):
     try:
-        return path.read_bytes()
-    except FileNotFoundError:  # rotated out of the window before we got to it
-        return b""
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+LISTINGS = Listings()
 
 
 class HlsFollower:
@@ -70,14 +101,15 @@ class HlsFollower:
             if len(starts) <= self.after_starts:
                 return b""  # the output stage it asked for has not begun yet
             self.last, self.after_starts = starts[-1] - 1, None
-        listed = listed_segments(self.folder)
+        listing = LISTINGS.get(self.folder)
+        listed = listing.segments
         if self.last is None:
             fresh = listed[-JOIN_SEGMENTS:]
         elif listed and listed[-1][0] < self.last:
             fresh = listed
         else:
             fresh = [entry for entry in listed if entry[0] > self.last]
-        data = b"".join(segment_bytes(self.folder / name) for _sequence, name in fresh)
+        data = b"".join(listing.read(name) for _sequence, name in fresh)
         if fresh:
             self.last, self.quiet_since = fresh[-1][0], self.clock()
         return data
@@ -215,10 +247,9 @@ def hls_file(request, number, filename):
     if not match:
         raise Http404("no such HLS file")
     folder = hls_dir(number)
-    channel = Channel.objects.filter(number=number).only("number", "status", "desired_state", "on_demand").first()
-    if channel is not None:
-        tuning.hls_seen(channel, hls_client(request))
+    tuning.hls_seen(number, hls_client(request))
     if match.group(1) == "m3u8":
+        channel = Channel.objects.filter(number=number).only("number", "status", "desired_state", "on_demand").first()
         if channel is not None and channel.on_demand:
             try:
                 before = tuning.tune(channel)
