@@ -96,10 +96,12 @@ def url_probe_args(url, field):
     return [*options, "-headers", f"Host: {parts.netloc.rpartition('@')[2]}\r\n"], pinned
 
 
-def probe(source, field="path"):
-    """ffprobe's view of a source as MediaAsset fields; ConfigError with ffprobe's reason (for a
-    URL only that it could not be read: what answered there is not echoed)."""
-    argv = [settings.RETROVUE_FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
+def probe_media(source, field="path"):
+    """ffprobe's view of a source: (MediaAsset fields, the container's tags with lower-case
+    names); ConfigError with ffprobe's reason (for a URL only that it could not be read: what
+    answered there is not echoed)."""
+    argv = [settings.RETROVUE_FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams",
+            "-show_chapters"]
     timeout, target = PROBE_TIMEOUT_S, source
     if is_url(source):
         options, target = url_probe_args(source, field)
@@ -127,7 +129,7 @@ def probe(source, field="path"):
         raise ConfigError({field: ["ffprobe found no video stream in it"]})
     if duration <= 0:
         raise ConfigError({field: ["ffprobe found no duration (a live stream or a broken file?)"]})
-    return {
+    fields = {
         "duration_s": round(duration, 3),
         "video_codec": video.get("codec_name", ""),
         "audio_codec": (audio or {}).get("codec_name", ""),
@@ -135,7 +137,26 @@ def probe(source, field="path"):
         "height": video.get("height"),
         "frame_rate": _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")),
         "audio_sample_rate": int(audio["sample_rate"]) if audio and audio.get("sample_rate") else None,
+        "chapters": _chapter_starts(info.get("chapters", [])),
     }
+    tags = {str(name).lower(): str(value) for name, value in info.get("format", {}).get("tags", {}).items()}
+    return fields, tags
+
+
+def _chapter_starts(chapters):
+    """Each chapter's start time in seconds, in order (the first is usually 0)."""
+    starts = []
+    for chapter in chapters:
+        try:
+            starts.append(round(float(chapter["start_time"]), 3))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return sorted(starts)
+
+
+def probe(source, field="path"):
+    """ffprobe's view of a source as MediaAsset fields."""
+    return probe_media(source, field)[0]
 
 
 def default_title(source):
@@ -146,7 +167,7 @@ def default_title(source):
 def import_source(source, field="path"):
     """Probe a checked source and record it; re-importing a source updates its probe (and keeps
     a title someone edited). Returns (asset, created)."""
-    fields = probe(source, field)
+    fields = {**probe(source, field), "missing_since": None}
     return MediaAsset.objects.update_or_create(
         source=source, defaults=fields, create_defaults={**fields, "title": default_title(source)})
 
@@ -156,8 +177,9 @@ def import_media(raw, field="path"):
 
 
 def known_asset(source):
-    """The recorded asset of a source, unless its file changed since it was probed."""
-    asset = MediaAsset.objects.filter(source=source).first()
+    """The recorded asset of a source, unless its file changed since it was probed or a
+    library scan found it gone (it is back: importing it again clears that)."""
+    asset = MediaAsset.objects.filter(source=source, missing_since=None).first()
     if asset is None or is_url(source):
         return asset
     modified = datetime.fromtimestamp(Path(source).stat().st_mtime, dt_timezone.utc)
@@ -181,16 +203,23 @@ def resolve_asset(ref, field="asset"):
     return known_asset(source) or import_source(source, field)[0]
 
 
+def check_folder(folder, field="folder"):
+    """The resolved path of an existing folder under the media roots."""
+    path = Path(str(folder)).expanduser().resolve()
+    if not any(path.is_relative_to(root) for root in settings.RETROVUE_MEDIA_ROOTS):
+        roots = ":".join(str(r) for r in settings.RETROVUE_MEDIA_ROOTS)
+        raise ConfigError({field: [f"'{folder}' is outside the media roots ({roots})"]})
+    if not path.is_dir():
+        raise ConfigError({field: [f"'{folder}' does not exist or is not a folder"]})
+    return path
+
+
 def find_media(folder):
     """Media files under a folder (recursively, by extension), or the one file named."""
     path = Path(str(folder)).expanduser().resolve()
     if path.is_file():
         return [path]
-    if not any(path.is_relative_to(root) for root in settings.RETROVUE_MEDIA_ROOTS):
-        roots = ":".join(str(r) for r in settings.RETROVUE_MEDIA_ROOTS)
-        raise ConfigError({"folder": [f"'{folder}' is outside the media roots ({roots})"]})
-    if not path.is_dir():
-        raise ConfigError({"folder": [f"'{folder}' does not exist"]})
+    path = check_folder(folder)
     return sorted(p for p in path.rglob("*") if p.suffix.lower() in MEDIA_EXTENSIONS and p.is_file())
 
 

@@ -146,6 +146,25 @@ class MediaAsset(models.Model):
     frame_rate = models.FloatField(null=True, blank=True)
     audio_sample_rate = models.PositiveIntegerField(null=True, blank=True)
     probed_at = models.DateTimeField(auto_now=True)
+    # What a library scan found (library_app/metadata.py): from the file's name and folders,
+    # Kodi .nfo files, embedded tags and artwork beside it. `title` is the episode's or movie's.
+    kind = models.CharField(max_length=6, blank=True, default="")  # "show", "movie" or "" (other)
+    show = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    season = models.PositiveIntegerField(null=True, blank=True)
+    episode = models.PositiveIntegerField(null=True, blank=True)
+    episode_end = models.PositiveIntegerField(null=True, blank=True)  # S01E02E03: 3
+    plot = models.TextField(blank=True, default="")
+    genres = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    year = models.PositiveIntegerField(null=True, blank=True)
+    content_rating = models.CharField(max_length=20, blank=True, default="")
+    artwork = models.CharField(max_length=1000, blank=True, default="")  # an image file's path
+    chapters = models.JSONField(default=list, blank=True)  # chapter start times, seconds
+    # The file as scanned: a rescan probes again only when these change.
+    file_size = models.BigIntegerField(null=True, blank=True)
+    file_mtime = models.FloatField(null=True, blank=True)
+    # Set when a scan no longer finds the file: it is never aired (the timeline skips it).
+    missing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["source"]
@@ -185,6 +204,9 @@ class Program(models.Model):
     out_point = models.FloatField(null=True, blank=True)
     title = models.CharField(max_length=200, blank=True, default="")
     description = models.TextField(blank=True, default="")
+    # Which rule placed it (library_app/builder.py: a stream key such as "block0", "filler");
+    # blank: placed by hand, which rules build around and never replace.
+    origin = models.CharField(max_length=40, blank=True, default="")
 
     class Meta:
         ordering = ["schedule", "position"]
@@ -192,8 +214,13 @@ class Program(models.Model):
 
     @property
     def duration_s(self):
-        end = self.asset.duration_s if self.out_point is None else min(self.out_point, self.asset.duration_s)
-        return max(0.0, end - (self.in_point or 0.0))
+        return self.span(self.in_point, self.out_point, self.asset.duration_s)
+
+    @staticmethod
+    def span(in_point, out_point, asset_duration_s):
+        """Seconds a program of an asset this long airs between its in and out points."""
+        end = asset_duration_s if out_point is None else min(out_point, asset_duration_s)
+        return max(0.0, end - (in_point or 0.0))
 
     def __str__(self):
         return self.title or str(self.asset)

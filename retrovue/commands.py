@@ -1,5 +1,6 @@
 """Shared plumbing of the `retrovue` / manage.py commands: subcommands, --json, exit code 2."""
 import json
+import sys
 
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -37,3 +38,16 @@ class ServiceCommand(BaseCommand):
             self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder, indent=2))
         else:
             self.stdout.write(text if text is not None else json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def read_json(name):
+    """A JSON document from a file named on the command line (- for stdin)."""
+    try:
+        if name == "-":
+            return json.load(sys.stdin)
+        with open(name, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise ConfigError({"file": [f"cannot read '{name}': {exc.strerror}"]}) from None
+    except ValueError as exc:
+        raise ConfigError({"file": [f"'{name}' is not JSON: {exc}"]}) from None

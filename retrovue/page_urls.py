@@ -4,7 +4,7 @@ from django.urls import path
 
 from resources_app import pages as resources
 from streams_app import channel_pages as channels
-from streams_app import asrun_pages
+from streams_app import asrun_pages, guide_pages
 from streams_app import pages as streams
 
 # The admin's "View site" link leads to the dashboards; their header links back to the admin.
@@ -24,6 +24,7 @@ urlpatterns = [
     *[path(f"streams/{part}", streams.stream_monitor, {"part": part}, name=f"streams-{part}")
       for part in streams.PARTS],
     path("asrun", asrun_pages.as_run_page, name="asrun"),
+    path("guide", guide_pages.guide_page, name="guide"),
     path("resources", resources.resources_page, name="resources"),
     path("resources/live", resources.resources_page, {"partial": True}, name="resources-live"),
     path("resources/hosts/<str:name>/drain", resources.drain, name="host-drain"),

@@ -121,6 +121,10 @@ RETROVUE_METRICS_RETENTION_HOURS = env_float("RETROVUE_METRICS_RETENTION_HOURS",
 RETROVUE_ON_DEMAND_IDLE_SECONDS = env_float("RETROVUE_ON_DEMAND_IDLE_SECONDS", 60.0)
 # The as-run log (what aired, written by the engine) is kept this long.
 RETROVUE_ASRUN_RETENTION_DAYS = env_float("RETROVUE_ASRUN_RETENTION_DAYS", 90.0)
+# Media libraries are rescanned this often (only new and changed files are probed again).
+RETROVUE_LIBRARY_RESCAN_SECONDS = env_int("RETROVUE_LIBRARY_RESCAN_SECONDS", 3600)
+# Rule-built schedules reach this far ahead; beat extends them every 10 minutes.
+RETROVUE_PROGRAMMING_HOURS = env_int("RETROVUE_PROGRAMMING_HOURS", 48)
 # Viewer sessions (tune-ins, watch time) are kept this long.
 RETROVUE_VIEWER_RETENTION_DAYS = env_float("RETROVUE_VIEWER_RETENTION_DAYS", 90.0)
 # Alert thresholds (the product's monitoring config): percent of a limit, error lines a minute.
@@ -219,6 +223,7 @@ INSTALLED_APPS = [
     "resources_app",
     "streams_app",
     "notifications_app",
+    "library_app",
     "channels_app",
 ]
 
@@ -347,7 +352,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One name for a choice set that several fields use (an alert's severity, a route's minimum)
-    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "streams_app.models.Alert.Severity"},
+    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "streams_app.models.Alert.Severity",
+                            "LibraryKindEnum": "library_app.models.Library.Kind",
+                            "CollectionKindEnum": "library_app.models.Collection.Kind"},
 }
 
 # --- Celery (every CELERY_* setting in one block) ----------------------------------------------

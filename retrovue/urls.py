@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from channels_app import api as channels
 from channels_app import config_api
 from channels_app import schedule_api
+from library_app import api as library
 from notifications_app import api as notifications
 from resources_app import api as resources
 from streams_app import alerts_api, asrun_api, monitoring_api, prometheus, viewers_api
@@ -25,6 +26,12 @@ api = [
     path("channels/<str:ref>/stop", streams.ChannelAction.as_view(action="stop")),
     path("channels/<str:ref>/schedule", schedule_api.ScheduleView.as_view()),
     path("channels/<str:ref>/switch", schedule_api.SwitchView.as_view()),
+    path("channels/<str:ref>/programming", library.ProgrammingView.as_view()),
+    path("libraries", library.LibraryList.as_view()),
+    path("libraries/<str:ref>", library.LibraryDetail.as_view()),
+    path("libraries/<str:ref>/scan", library.LibraryScan.as_view()),
+    path("collections", library.CollectionList.as_view()),
+    path("collections/<str:ref>", library.CollectionDetail.as_view()),
     path("media", schedule_api.MediaList.as_view()),
     path("config", config_api.SystemConfigView.as_view()),
     path("streams/<str:ref>/status", streams.StreamStatusView.as_view()),

@@ -10,11 +10,13 @@ without knowing its API.
   channel has one, its logo (`tvg-logo`).
 - `GET /iptv/logos/<number>.<png|jpg>`: a channel's logo (channels_app/logos.py), cacheable for
   an hour and revalidated by its ETag; the guide's channels show it as their icon.
-- `GET /iptv/xmltv.xml`: XMLTV guide of every channel from `channel_segments`, the same
-  resolution of schedules the playout uses: what airs from the last few hours (so the current
-  programme keeps its real start) to a day ahead. Gaps show as one programme titled after the
-  filler asset (or the channel), so guides have no holes; an unscheduled channel is one long
-  programme named after the channel.
+- `GET /iptv/xmltv.xml`: XMLTV guide of every channel (xmltv.py) from `channel_segments`, the
+  same resolution of schedules the playout uses: what airs from the current programme (with its
+  real start) to two days ahead, each programme with its asset's metadata (listings.py). Gaps
+  show as one programme titled after the filler asset (or the channel), so guides have no holes;
+  an unscheduled channel is one long programme named after the channel.
+- `GET /iptv/artwork/<asset id>.<jpg|png>`: a programme's artwork, the guide's icon for it: only
+  the image file its asset records, and only under the media roots; cached as logos are.
 - `GET /iptv/channels/<number>.ts`: the live channel as one continuous MPEG-TS body over HTTP
   (viewers.py). It follows the channel's own HLS window (the segments its one FFmpeg already
   writes): a new viewer gets the newest segments at once, then each new one as the playlist
@@ -39,13 +41,10 @@ query to a stream URL (Jellyfin adds `?transcode=...`) keeps the token.
 """
 import hmac
 import inspect
-import logging
 import os
-import re
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import wraps
+from functools import cache, partial, wraps
+from pathlib import Path
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from django.conf import settings
@@ -59,15 +58,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from channels_app import logos
-from channels_app.models import Channel
-from channels_app.programming import channel_segments
+from channels_app.models import Channel, MediaAsset
 
+from .listings import one_line
 from .models import TunerDevice
+from .xmltv import tvg_id, xmltv
 
-log = logging.getLogger("retrovue.iptv")
-GUIDE_LOOKBACK_HOURS = 6
-GUIDE_HOURS = 24
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Artwork files the guide serves, by extension, and the extension of their URLs.
+ARTWORK_EXTENSIONS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png"}
 # Where iptv_urls mounts every endpoint again under /iptv/t/<token>/.
 TOKEN_NAMESPACE = "iptv-token"
 # What the tuner says it is. Not an HDTC model: Jellyfin takes any model containing "HDTC" for a
@@ -140,15 +138,6 @@ def device_udn(device_id):
     return f"uuid:{uuid.uuid5(UDN_NAMESPACE, device_id)}"
 
 
-def one_line(text):
-    """Text safe for a single-line field: no control characters, whitespace collapsed."""
-    return " ".join(CONTROL.sub("", text).split())
-
-
-def tvg_id(channel):
-    return f"retrovue.{channel.number}"
-
-
 def absolute_logo_url(request, channel):
     """The absolute URL of the channel's logo (carrying the token when one is set), or None."""
     if not channel.logo:
@@ -187,19 +176,17 @@ def playlist(request):
     return HttpResponse(body, content_type="audio/x-mpegurl; charset=utf-8")
 
 
-@gated
-def channel_logo(request, number, ext):
-    """A channel's logo. Players fetch it without credentials, often, for every channel: it may
-    be cached for an hour, then revalidated by its ETag (a replaced logo changes it)."""
-    channel = Channel.objects.filter(number=number).only("id", "number", "logo").first()
-    if channel is None or not channel.logo or logos.extension(channel) != ext:
-        raise Http404("no such logo")
+# --- Logos and artwork -------------------------------------------------------------------------
+
+def image_response(request, path, ext):
+    """An image players fetch without credentials, often, for every channel or programme: it may
+    be cached for an hour, then revalidated by its ETag (a replaced file changes it)."""
     try:
-        with open(logos.logo_path(channel), "rb") as file:
+        with open(path, "rb") as file:
             stat = os.fstat(file.fileno())
             data = file.read()
     except OSError:
-        raise Http404("no such logo") from None
+        raise Http404("no such image") from None
     response = HttpResponse(data, content_type=logos.CONTENT_TYPES[ext])
     response["ETag"] = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
     response["Last-Modified"] = http_date(stat.st_mtime)
@@ -209,68 +196,57 @@ def channel_logo(request, number, ext):
                                     response=response)
 
 
+@gated
+def channel_logo(request, number, ext):
+    channel = Channel.objects.filter(number=number).only("id", "number", "logo").first()
+    if channel is None or not channel.logo or logos.extension(channel) != ext:
+        raise Http404("no such logo")
+    return image_response(request, logos.logo_path(channel), ext)
+
+
+def artwork_extension(path):
+    """The URL extension ("jpg" or "png") of an artwork file's path, or None for another file."""
+    return ARTWORK_EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def artwork_url(root, asset):
+    """`root` + the URL of the asset's artwork (carrying the token when one is set), or None."""
+    ext = artwork_extension(asset.artwork)
+    return rooted_url(root, "iptv-artwork", asset_id=asset.pk, ext=ext) if ext else None
+
+
+def artwork_urls(root):
+    """`artwork_url` for a whole guide: each asset's URL is worked out once, however often it airs."""
+    return cache(partial(artwork_url, root))
+
+
+def servable_artwork(recorded):
+    """The recorded artwork file, resolved, when it is an image under the media roots; else None."""
+    if not recorded or "\0" in recorded:
+        return None
+    path = Path(recorded).resolve()
+    under_roots = any(path.is_relative_to(root) for root in settings.RETROVUE_MEDIA_ROOTS)
+    return path if under_roots and artwork_extension(path.name) else None
+
+
+@gated
+def asset_artwork(request, asset_id, ext):
+    """A programme's artwork: only the file its asset records, and only an image under the media
+    roots (the guide's icon for it)."""
+    recorded = MediaAsset.objects.filter(pk=asset_id).values_list("artwork", flat=True).first()
+    path = servable_artwork(recorded)
+    if path is None or artwork_extension(path.name) != ext:
+        raise Http404("no such artwork")
+    return image_response(request, path, ext)
+
+
 # --- XMLTV -------------------------------------------------------------------------------------
-
-@dataclass
-class Airing:
-    start: datetime
-    stop: datetime
-    title: str
-    description: str
-    kind: str
-
-
-def airings(channel, now):
-    """What the channel airs from the current programme to GUIDE_HOURS ahead, gaps merged.
-
-    The window opens GUIDE_LOOKBACK_HOURS before the hour, so a programme that began within
-    that time keeps its real start and the listing stays the same all hour."""
-    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=GUIDE_LOOKBACK_HOURS)
-    merged = []
-    for segment in channel_segments(channel, since, now + timedelta(hours=GUIDE_HOURS)):
-        title = one_line(segment.title) or one_line(channel.name)
-        last = merged[-1] if merged else None
-        if last and segment.kind != "program" and (last.kind, last.title) == (segment.kind, title):
-            last.stop = segment.end
-        else:
-            merged.append(Airing(segment.start, segment.end, title, segment.description, segment.kind))
-    return [airing for airing in merged if airing.stop > now]
-
-
-def xmltv_time(moment):
-    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S +0000")
-
-
-def xmltv(channels, now, logo_url):
-    """An XMLTV document (valid against xmltv.dtd): every channel (its icon being its logo, from
-    `logo_url(channel)`, when it has one), then their programmes."""
-    tv = Element("tv", {"generator-info-name": "RetroVue"})
-    for channel in channels:
-        node = SubElement(tv, "channel", id=tvg_id(channel))
-        SubElement(node, "display-name").text = one_line(channel.name)
-        SubElement(node, "display-name").text = str(channel.number)
-        if icon := logo_url(channel):  # after the display names, as the DTD orders them
-            SubElement(node, "icon", src=icon)
-    for channel in channels:
-        try:
-            listed = airings(channel, now)
-        except (OverflowError, ValueError) as exc:  # one channel's data never breaks everyone's guide
-            log.warning("guide: channel %s left without programmes: %s", channel.number, exc)
-            continue
-        for airing in listed:
-            programme = SubElement(tv, "programme", start=xmltv_time(airing.start),
-                                   stop=xmltv_time(airing.stop), channel=tvg_id(channel))
-            SubElement(programme, "title").text = airing.title
-            if description := CONTROL.sub("", airing.description).strip():
-                SubElement(programme, "desc").text = description
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE tv SYSTEM "xmltv.dtd">\n'
-            + tostring(tv, encoding="unicode") + "\n")
-
 
 @gated
 def guide(request):
     channels = list(Channel.objects.select_related("current_schedule"))
-    body = xmltv(channels, timezone.now(), lambda channel: absolute_logo_url(request, channel))
+    body = xmltv(channels, timezone.now(), lambda channel: absolute_logo_url(request, channel),
+                 artwork_urls(site_root(request)))
     return HttpResponse(body, content_type="application/xml; charset=utf-8")
 
 

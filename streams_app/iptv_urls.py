@@ -10,6 +10,7 @@ CLIENT = [
     path("xmltv.xml", iptv.guide, name="iptv-guide"),
     path("channels/<int:number>.ts", viewers.channel_stream, name="iptv-stream"),
     path("logos/<int:number>.<str:ext>", iptv.channel_logo, name="iptv-logo"),
+    path("artwork/<int:asset_id>.<str:ext>", iptv.asset_artwork, name="iptv-artwork"),
 ]
 TUNER = [
     path("discover.json", iptv.discover, name="hdhr-discover"),

@@ -37,6 +37,8 @@ def beat_schedule():
         ("retrovue: stop idle on-demand channels", "streams.stop_idle_on_demand", 5),
         ("retrovue: reconcile reservations", "resources.reconcile", settings.RETROVUE_RECONCILE_SECONDS),
         ("retrovue: migrate draining hosts", "resources.migrate_step", every),
+        ("retrovue: rescan media libraries", "library.rescan", settings.RETROVUE_LIBRARY_RESCAN_SECONDS),
+        ("retrovue: extend rule-built schedules", "library.extend_programming", 600),
     ]
 
 

@@ -3,6 +3,9 @@
 Entry points only: each calls one service function."""
 from celery import shared_task
 
+from library_app import builder, jobs, scanning
+from library_app.models import Library
+
 from . import alerts, asrun, forecasts, lifecycle, monitoring, services, tuning
 from . import supervisor
 from .launch import SUPERVISE_TASK, SWITCH_TASK
@@ -55,6 +58,22 @@ def stop_idle_on_demand():
 def prune_history():
     """The as-run log and viewer sessions past their retention."""
     return {"as_run": asrun.prune_as_run(), "viewer_sessions": tuning.prune_viewer_sessions()}
+
+
+@shared_task(name=jobs.SCAN_TASK, ignore_result=True)
+def scan_library(library_id):
+    library = Library.objects.filter(pk=library_id).first()
+    return scanning.scan_library(library) if library else "no such library"
+
+
+@shared_task(name="library.rescan", ignore_result=True)
+def rescan_libraries():
+    return jobs.queue_idle_scans()
+
+
+@shared_task(name="library.extend_programming", ignore_result=True)
+def extend_programming():
+    return builder.extend_all()
 
 
 @shared_task(name="resources.migrate_step", ignore_result=True)

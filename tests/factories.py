@@ -27,7 +27,7 @@ def make_channel(number, **fields):
     return services.create_channel(channel_payload(number, **fields))
 
 
-APPS = ("channels_app", "streams_app", "resources_app", "notifications_app")
+APPS = ("channels_app", "streams_app", "resources_app", "notifications_app", "library_app")
 
 
 def make_user(username, permissions=None, staff=False):

@@ -12,6 +12,8 @@ from .test_permissions import ENDPOINTS
 
 WRITES = [(method, path) for method, path, acts in ENDPOINTS if acts]
 READS_BODY = {"/api/channels", "/api/channels/7/config", "/api/channels/7/schedule", "/api/channels/7/switch",
+              "/api/channels/7/programming", "/api/libraries", "/api/libraries/7", "/api/collections",
+              "/api/collections/7",
               "/api/media", "/api/resources/allocate", "/api/resources/release", "/api/resources/hosts/h1/drain"}
 FIELDS = ["name", "number", "description", "quality", "playlist", "stream_settings", "network_settings",
           "quality_settings", "resource_limits", "failover_settings", "programs", "asset", "start", "title",
@@ -61,7 +63,7 @@ def test_bodies_that_are_not_sane_json_get_a_json_answer_never_a_5xx(operator, b
         assert response.status_code < 500 or response.status_code == 503, (method, path, response.status_code)
         assert response.status_code == 204 or response["Content-Type"].startswith("application/json"), \
             (method, path, response.content[:200])
-        if path in READS_BODY:
+        if path in READS_BODY and method != "DELETE":  # a DELETE reads no body
             assert 400 <= response.status_code < 500, (method, path, response.status_code)
 
 

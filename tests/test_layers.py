@@ -7,7 +7,7 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("retrovue", "channels_app", "resources_app", "streams_app", "notifications_app")
+PACKAGES = ("retrovue", "channels_app", "library_app", "resources_app", "streams_app", "notifications_app")
 
 
 def test_the_import_contract_holds():

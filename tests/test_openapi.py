@@ -33,7 +33,7 @@ def test_the_schema_is_valid_and_every_endpoint_has_real_bodies(schema):
             if code != "204":
                 content = answer["content"]["application/json"]["schema"]
                 assert content.get("$ref") or content.get("items") or content.get("properties"), (method, path)
-        if acts and path in READS_BODY:
+        if acts and path in READS_BODY and method != "DELETE":
             assert "requestBody" in operation, (method, path)
             body = operation["requestBody"]["content"]["application/json"]["schema"]
             assert body.get("$ref"), (method, path)

@@ -1,10 +1,6 @@
 """`retrovue schedule show|set|append`: a channel's schedule from the command line."""
-import json as jsonlib
-import sys
-
 from channels_app import schedules, services
-from retrovue.commands import ServiceCommand
-from retrovue.errors import ConfigError
+from retrovue.commands import ServiceCommand, read_json
 
 
 def _channel(parser):
@@ -52,18 +48,6 @@ def text(data):
               f"{s['title'] or s['source'] or ''}{' (' + s['reason'] + ')' if s.get('reason') else ''}".rstrip()
               for label, s in [("now", data["current"]), *(("next", s) for s in data["upcoming"])]]
     return "\n".join(lines)
-
-
-def read_json(name):
-    try:
-        if name == "-":
-            return jsonlib.load(sys.stdin)
-        with open(name, encoding="utf-8") as handle:
-            return jsonlib.load(handle)
-    except OSError as exc:
-        raise ConfigError({"file": [f"cannot read '{name}': {exc.strerror}"]}) from None
-    except ValueError as exc:
-        raise ConfigError({"file": [f"'{name}' is not JSON: {exc}"]}) from None
 
 
 class Command(ServiceCommand):
