@@ -15,7 +15,7 @@ from .models import MediaAsset, Program, TransitionRule
 log = logging.getLogger("retrovue.programming")
 # The engine prepares a segment this long before it airs (its pre-roll, with a margin).
 CHANGE_MARGIN = timedelta(seconds=3)
-WINDOWS = (timedelta(minutes=2), timedelta(hours=1), timedelta(days=1))
+WINDOWS = (timedelta(hours=1), timedelta(days=1))
 
 
 def schedule_items(schedule, since=None, until=None):
@@ -83,10 +83,8 @@ def channel_segments(channel, since=None, until=None, hours=6):
 
 
 def upcoming(channel, at):
-    """Segments from `at` on, the first two whole: two minutes are asked first (a playlist of
-    short clips, or a rule-built schedule, makes many segments an hour: reading them on the
-    engine's host costs its output stage time), then an hour, then a day when that window
-    cuts them (a long movie)."""
+    """Segments from `at` on, the first two whole: an hour is asked first (a playlist of short
+    clips makes many segments), then a day when that window cuts them (a long movie)."""
     for window in WINDOWS:
         segments = channel_segments(channel, since=at, until=at + window)
         if len(segments) > 2:

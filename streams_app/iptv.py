@@ -14,7 +14,8 @@ without knowing its API.
   same resolution of schedules the playout uses: what airs from the current programme (with its
   real start) to two days ahead, each programme with its asset's metadata (listings.py). Gaps
   show as one programme titled after the filler asset (or the channel), so guides have no holes;
-  an unscheduled channel is one long programme named after the channel.
+  an unscheduled channel is one long programme named after the channel. A rendered guide is
+  served again for up to a minute while no channel or schedule changes.
 - `GET /iptv/artwork/<asset id>.<jpg|png>`: a programme's artwork, the guide's icon for it: only
   the image file its asset records, and only under the media roots; cached as logos are.
 - `GET /iptv/channels/<number>.ts`: the live channel as one continuous MPEG-TS body over HTTP
@@ -48,7 +49,8 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from django.conf import settings
-from django.db.models import Q
+from django.core.cache import caches
+from django.db.models import Count, Max, Q
 from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -58,7 +60,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from channels_app import logos
-from channels_app.models import Channel, MediaAsset
+from channels_app.models import Channel, MediaAsset, Schedule
+from library_app.models import ChannelProgramming
 
 from .listings import one_line
 from .models import TunerDevice
@@ -242,11 +245,27 @@ def asset_artwork(request, asset_id, ext):
 
 # --- XMLTV -------------------------------------------------------------------------------------
 
+GUIDE_FRESH_SECONDS = 60  # a guide is rendered at most once a minute per address it is asked at
+
+
+def guide_version():
+    """What a rendered guide depends on, as one value: the channels (a change of a channel or
+    of its schedule touches its updated_at), hand-edited schedules and rule-built ones."""
+    return (Channel.objects.aggregate(Max("updated_at"), Count("pk")),
+            Schedule.objects.aggregate(Max("updated_at")), ChannelProgramming.objects.aggregate(Max("built_at")))
+
+
 @gated
 def guide(request):
-    channels = list(Channel.objects.select_related("current_schedule"))
-    body = xmltv(channels, timezone.now(), lambda channel: absolute_logo_url(request, channel),
-                 artwork_urls(site_root(request)))
+    """The XMLTV guide; guide clients (Plex, Jellyfin, players) fetch it often and it reads days
+    of programmes, so it is rendered again only when its inputs change or a minute has passed."""
+    now, root = timezone.now(), site_root(request)
+    key = f"xmltv:{root}:{int(now.timestamp()) // GUIDE_FRESH_SECONDS}:{hash(repr(guide_version()))}"
+    body = caches["default"].get(key)
+    if body is None:
+        channels = list(Channel.objects.select_related("current_schedule"))
+        body = xmltv(channels, now, lambda channel: absolute_logo_url(request, channel), artwork_urls(root))
+        caches["default"].set(key, body, GUIDE_FRESH_SECONDS)
     return HttpResponse(body, content_type="application/xml; charset=utf-8")
 
 

@@ -2,7 +2,6 @@
 the half hour from filler with a cooldown, shows keeping their place across extensions, rebuilds
 and pruning, hand-placed programs built around, determinism, chapters split by mid-rolls, and the
 rules' validation. Assets are rows made directly (the builder reads no file)."""
-import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
@@ -355,20 +354,6 @@ def test_programming_data_extend_all_and_clear(found, channel):
     with pytest.raises(ConfigError) as refused:
         collections.delete_collection(found["movies"])
     assert "channel(s) 1" in refused.value.errors["collection"][0]
-
-
-def test_seven_days_for_fifty_channels(db, settings, capsys):
-    settings.RETROVUE_PROGRAMMING_HOURS = 7 * 24
-    found = make_library(shows=("Sitcom", "Drama"), episodes=40, movies=60, trailers=60)
-    channels = [make_channel(100 + n) for n in range(50)]
-    began = time.monotonic()
-    for channel in channels:
-        builder.set_programming(channel, rules_for(found), now=NOW)
-    seconds = time.monotonic() - began
-    programs = Program.objects.filter(schedule__channel__in=channels).count()
-    with capsys.disabled():
-        print(f"\nbuilt 7 days for 50 channels in {seconds:.1f}s ({programs} programs)")
-    assert seconds < 30
 
 
 def test_a_copy_channel_refuses_collections_not_in_its_format(found):
