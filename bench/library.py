@@ -13,8 +13,8 @@ measured, each figure beside a floor measured in the same run:
   movies shuffled otherwise, trailers padding to the half hour), beside a bulk insert of as
   many program rows; the scanned durations are set to 22-50 min (episodes), 85-130 min (movies)
   and 30-150 s (trailers) first, as the clips are 1 s;
-- the guide of those channels (`/iptv/xmltv.xml`, 48 h), beside one query reading the same
-  programs with their assets.
+- the guide of those channels (`/iptv/xmltv.xml`, 48 h) rendered anew, and served again within
+  its minute, beside one query reading the same programs with their assets.
 """
 import argparse
 import os
@@ -151,6 +151,7 @@ def main():
     args = parse_args()
     common.configure_isolated(DATA_DIR, REDIS_URL)
     from django.conf import settings
+    from django.core.cache import caches
     from django.test import Client
     from django.utils import timezone
 
@@ -194,12 +195,15 @@ def main():
         scratch.delete()
         print(f"   build {builds[-1]:.2f} s ({programs} programs), bulk insert of as many {inserts[-1]:.2f} s", flush=True)
 
-    client, guides, reads = Client(), [], []
+    client, guides, warm, reads = Client(), [], [], []
     for _ in range(args.runs):
+        caches["default"].clear()  # a guide is rendered again at most once a minute: measure both
         guides.append(timed(lambda: client.get("/iptv/xmltv.xml").content))
+        warm.append(timed(lambda: client.get("/iptv/xmltv.xml").content))
         reads.append(timed(lambda: list(Program.objects.filter(
             start__gte=now - timedelta(hours=6), start__lt=now + timedelta(hours=48)).select_related("asset"))))
-        print(f"   guide {guides[-1]:.2f} s, reading its programs {reads[-1]:.2f} s", flush=True)
+        print(f"   guide {guides[-1]:.2f} s (again within the minute {warm[-1] * 1000:.0f} ms), "
+              f"reading its programs {reads[-1]:.2f} s", flush=True)
 
     print(f"\nmedian of {args.runs} runs")
     print(f"{'figure':44}  {'measured':>10}  {'floor':>10}  target")
@@ -210,6 +214,7 @@ def main():
           f"{statistics.median(inserts):>9.2f}s  < 10 s")
     print(f"{f'guide (xmltv) of {args.channels} channels, 48 h':44}  {statistics.median(guides):>9.2f}s  "
           f"{statistics.median(reads):>9.2f}s  < 1 s")
+    print(f"{'the same guide again within the minute':44}  {statistics.median(warm):>9.3f}s")
 
 
 if __name__ == "__main__":

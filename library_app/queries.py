@@ -16,6 +16,11 @@ tags are matched in Python (ignoring case the same way for any alphabet; genres 
 JSON lists) after the database has filtered on the other keys, so SQLite and PostgreSQL give
 the same answer.
 """
+from functools import reduce
+from operator import or_
+
+from django.db.models import Q
+
 from channels_app.models import MediaAsset
 from channels_app.validation import text_problem
 from retrovue.errors import ConfigError
@@ -157,9 +162,16 @@ def query_assets(query):
             return []
         found = found.filter(source__startswith=library.path.rstrip("/") + "/")
     shows, genres, tags = ({text.casefold() for text in query.get(key, [])} for key in ("show", "genre", "tags"))
-    chosen = [asset for asset in found
-              if (not shows or asset.show.casefold() in shows) and (not genres or genres & _folded(asset.genres))
-              and tags <= _folded(asset.tags)]
+    if shows and all(name.isascii() for name in shows):  # the database's case folding is ASCII's
+        found = found.filter(reduce(or_, (Q(show__iexact=name) for name in shows)))
+    if shows or genres or tags:  # matched on plain rows first: whole assets only for the matches
+        rows = found.values_list("pk", "show", "genres" if genres else "show", "tags" if tags else "show")
+        chosen = MediaAsset.objects.in_bulk([
+            pk for pk, show, asset_genres, asset_tags in rows
+            if (not shows or show.casefold() in shows) and (not genres or genres & _folded(asset_genres))
+            and tags <= _folded(asset_tags)]).values()
+    else:
+        chosen = found
     return sorted(chosen, key=natural_key)
 
 
