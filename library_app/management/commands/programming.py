@@ -18,7 +18,7 @@ def text(data):
     lines = [f"built until {data['built_until']:%Y-%m-%d %H:%M %Z}" if data["built_until"] else "not built"]
     if data["build_error"]:
         lines.append(f"build error: {data['build_error']}")
-    lines += [f"{p['start']:%Y-%m-%d %H:%M:%S}  {p['origin'] or 'by hand':<16}  {p['title']}" for p in data["next"]]
+    lines += [f"{p['start']:%Y-%m-%d %H:%M:%S %z}  {p['origin'] or 'by hand':<16}  {p['title']}" for p in data["next"]]
     return "\n".join(lines)
 
 
