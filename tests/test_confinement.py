@@ -48,9 +48,14 @@ def run_of(number):
 
 
 def group_of(pid):
-    """{controller: group path} of a process, as the kernel lists it."""
+    """{controller: group path} of a process, as the kernel lists it ({} once it has ended: a
+    decoder may end at its segment's end between a listing of processes and this read)."""
     found = {}
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+    try:
+        listed = Path(f"/proc/{pid}/cgroup").read_text()
+    except FileNotFoundError:
+        return found
+    for line in listed.splitlines():
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(","):
             found[controller] = path
