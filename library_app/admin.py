@@ -15,18 +15,33 @@ from .models import ChannelProgramming, Collection, Library
 LIBRARY_FIELDS = ["name", "path", "kind"]
 
 
-class LibraryForm(forms.ModelForm):
+class ServiceCheckedForm(forms.ModelForm):
+    """A form whose whole input is checked by its service (`check`), each error shown on the
+    field it is about, before save_model writes through the same service."""
+
+    def check(self, cleaned):
+        raise NotImplementedError
+
+    def clean(self):
+        try:
+            self.check(self.cleaned_data)
+        except ConfigError as exc:
+            add_config_errors(self, exc)
+        return self.cleaned_data
+
+    @property
+    def existing(self):
+        return self.instance if self.instance.pk else None
+
+
+class LibraryForm(ServiceCheckedForm):
     class Meta:
         model = Library
         fields = LIBRARY_FIELDS
 
-    def clean(self):
-        data = {key: self.cleaned_data.get(key) for key in LIBRARY_FIELDS if key in self.fields}
-        try:
-            libraries.check_library(data, self.instance if self.instance.pk else None)
-        except ConfigError as exc:
-            add_config_errors(self, exc)
-        return self.cleaned_data
+    def check(self, cleaned):
+        libraries.check_library({key: cleaned.get(key) for key in LIBRARY_FIELDS if key in self.fields},
+                                self.existing)
 
 
 @admin.register(Library)
@@ -85,7 +100,7 @@ class JSONText(forms.CharField):
             raise forms.ValidationError(f"not JSON: {exc}") from None
 
 
-class CollectionForm(forms.ModelForm):
+class CollectionForm(ServiceCheckedForm):
     definition = JSONText(help_text='{"query": {"show": "...", "genre": "...", "year": {...}}} for a smart '
                                     'collection, or {"items": [asset ids or paths]} for a manual one')
 
@@ -99,13 +114,9 @@ class CollectionForm(forms.ModelForm):
             data = collections.collection_data(self.instance)
             self.initial["definition"] = {key: data[key] for key in ("query", "items") if key in data}
 
-    def clean(self):
-        body = {"name": self.cleaned_data.get("name"), **(self.cleaned_data.get("definition") or {})}
-        try:
-            collections.validate_collection(body, self.instance if self.instance.pk else None)
-        except ConfigError as exc:
-            add_config_errors(self, exc)
-        return self.cleaned_data
+    def check(self, cleaned):
+        collections.validate_collection({"name": cleaned.get("name"), **(cleaned.get("definition") or {})},
+                                        self.existing)
 
 
 @admin.register(Collection)
@@ -125,22 +136,16 @@ class CollectionAdmin(admin.ModelAdmin):
             obj.pk = collections.create_collection(body).pk
 
 
-class ProgrammingForm(forms.ModelForm):
+class ProgrammingForm(ServiceCheckedForm):
     rules = JSONText(help_text="the body of PUT /api/channels/{id}/programming")
 
     class Meta:
         model = ChannelProgramming
         fields = ["channel", "rules"]
 
-    def clean(self):
-        channel = self.cleaned_data.get("channel")
-        if channel is None:
-            return self.cleaned_data
-        try:
-            rules.validate_rules(self.cleaned_data.get("rules"), channel)
-        except ConfigError as exc:
-            add_config_errors(self, exc)
-        return self.cleaned_data
+    def check(self, cleaned):
+        if cleaned.get("channel") is not None:  # else the channel field says what is wrong
+            rules.validate_rules(cleaned.get("rules"), cleaned["channel"])
 
 
 @admin.register(ChannelProgramming)

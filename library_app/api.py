@@ -12,23 +12,21 @@ from . import builder, collections, jobs, libraries, openapi
 from .models import Collection, Library
 
 
-def get_library(ref):
-    """A library by id or name."""
+def by_ref(model, ref):
+    """A library or collection by id or name, or 404."""
     ref = str(ref).strip()
-    found = Library.objects.filter(pk=int(ref)) if ref.isdigit() else Library.objects.filter(name=ref)
-    library = found.first()
-    if library is None:
-        raise NotFound(f"no library '{ref}'")
-    return library
+    found = model.objects.filter(**{"pk": int(ref)} if ref.isdigit() else {"name": ref}).first()
+    if found is None:
+        raise NotFound(f"no {model._meta.verbose_name} '{ref}'")
+    return found
+
+
+def get_library(ref):
+    return by_ref(Library, ref)
 
 
 def get_collection(ref):
-    ref = str(ref).strip()
-    found = Collection.objects.filter(pk=int(ref)) if ref.isdigit() else Collection.objects.filter(name=ref)
-    collection = found.first()
-    if collection is None:
-        raise NotFound(f"no collection '{ref}'")
-    return collection
+    return by_ref(Collection, ref)
 
 
 class LibraryList(APIView):

@@ -105,14 +105,15 @@ def describe(airing, asset):
         airing.title, airing.sub_title = one_line(asset.show), airing.title
 
 
-def earliest_airings(channels, now):
-    """(channel id, asset id) -> the earliest start the database knows of the asset on the channel."""
+def earliest_airings(channels, asset_ids, now):
+    """(channel id, asset id) -> the earliest start the database knows of each listed asset on
+    the channel (only the listed ones: a rule-built schedule holds days of others)."""
     current = Q(schedule_id=F("schedule__channel__current_schedule_id"))
     planned = (Program.objects.filter(current | Q(start__lt=now), schedule__channel__in=channels,
-                                      start__isnull=False)
+                                      start__isnull=False, asset_id__in=asset_ids)
                .values("schedule__channel_id", "asset_id").annotate(first=Min("start"))
                .values_list("schedule__channel_id", "asset_id", "first"))
-    aired = (AsRunEntry.objects.filter(channel__in=channels, asset__isnull=False)
+    aired = (AsRunEntry.objects.filter(channel__in=channels, asset_id__in=asset_ids)
              .values("channel_id", "asset_id").annotate(first=Min("actual_start"))
              .values_list("channel_id", "asset_id", "first"))
     earliest = {}
@@ -148,7 +149,7 @@ def channel_listings(channels, start, until, now):
     listings = {channel: listing_airings(channel, since, until) for channel in channels}
     asset_ids = {airing.asset_id for airings in listings.values() for airing in airings if airing.asset_id}
     assets = MediaAsset.objects.in_bulk(asset_ids)
-    earliest = earliest_airings(channels, now)
+    earliest = earliest_airings(channels, asset_ids, now)
     for channel, airings in listings.items():
         for airing in airings:
             if airing.asset_id in assets:
