@@ -80,7 +80,7 @@ class FakeMode:
     def open(self, segment, frames):
         short_by = frames if segment.source in self.missing else frames // 2 if segment.source in self.short else 0
         reader = FakeReader(segment, frames, short_by=short_by)
-        reader.mode = self
+        reader.mode, reader.opened_at = self, len(self.written)
         self.opened.append(reader)
         self.live.add(reader)
         return reader
@@ -162,6 +162,14 @@ def test_the_next_segment_is_prepared_ahead_of_its_boundary():
     # Asked for frame 0, then for the boundary at frame 50 while frame 30 (2 s before it) aired.
     boundary = ORIGIN + timedelta(seconds=5)
     assert feed.asked[1] < boundary and boundary - feed.asked[1] < timedelta(seconds=0.1)
+
+
+def test_a_short_segment_starts_the_next_reader_after_its_own_boundary_not_at_it():
+    """A reader's start is a burst of CPU: with segments shorter than the pre-roll it comes
+    SETTLE_SECONDS into the segment (at most half of it), not on the frame where it began."""
+    _, mode = run_engine(playlist(item("a", 2.0), item("b", 0.6)), frames=60)
+    assert [(r.segment.title, r.opened_at) for r in mode.opened][:5] == [
+        ("a", 0), ("b", 5), ("a", 23), ("b", 31), ("a", 49)]
 
 
 def test_a_schedule_change_airs_from_the_next_segment_not_before():

@@ -27,6 +27,9 @@ from .lease import Lease
 log = logging.getLogger("retrovue.playout")
 
 PREROLL_SECONDS = 2.0
+# A reader's start is a burst of CPU: never on the frame a segment begins, where the output
+# stage has most to do (a short segment would otherwise start the next reader at its boundary).
+SETTLE_SECONDS = 0.5
 RECENT = 256
 
 
@@ -50,6 +53,7 @@ class Pacer(threading.Thread):
         self.wait = wait or self.nap
         self.executor = executor or (lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="playout-prepare"))
         self.preroll = int(PREROLL_SECONDS * self.fmt.fps)
+        self.settle = int(SETTLE_SECONDS * self.fmt.fps)
         self.current = self.following = self.switching = None  # an Entry, then two futures
         self.switch_hint = threading.Event()
         # The recent cuts (frame, segment) and segments that ran short (segment, aired, scheduled):
@@ -271,7 +275,8 @@ class Pacer(threading.Thread):
     def at_frame(self, k):
         """At the start of frame k: pre-roll the next segment, take a switch asked for, and cut
         to a switch whose reader has output. True if the cut was made."""
-        if self.following is None and self.current.end - k <= self.preroll:
+        if (self.following is None and self.current.end - k <= self.preroll
+                and k - self.current.start >= min(self.settle, (self.current.end - self.current.start) // 2)):
             self.following = self.prepare.submit(self.prepared_entry, self.current.end)
         if self.switching is None and self.switch_hint.is_set():
             self.switch_hint.clear()
