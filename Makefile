@@ -20,7 +20,10 @@ run: install
 test: install
 	scripts/ensure-redis
 	lint-imports
-	pytest
+	# What reads no timing off a live channel, spread over the cores; then, one at a time, the
+	# tests that air channels in real time and measure them (tests/conftest.py marks them).
+	pytest -n auto -m "not real_time"
+	pytest -m real_time
 	# The broker's part again on RabbitMQ: workers taking, losing and handing over channels.
 	RETROVUE_TEST_BROKER=rabbitmq pytest tests/test_workers.py
 

@@ -37,6 +37,17 @@ def make_clip(path, seconds, size="320x240", rate=25, tone=440, pattern="testsrc
     return path
 
 
+# Tests that air channels through the real worker read timing off their outputs (gaps, frame
+# arrivals): `make test` runs them one at a time, after the rest has run spread over the cores.
+REAL_TIME_FIXTURES = {"encode_worker"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_TIME_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.real_time)
+
+
 @pytest.fixture(scope="session")
 def media():
     return {

@@ -75,7 +75,7 @@ def test_import_probes_duration_codecs_size_and_rates():
     (lambda: "/etc/passwd", "outside the media roots"),
     (lambda: "ftp://example.com/a.mp4", "outside the media roots"),
     (lambda: "http:///a.mp4", "not a valid http(s) URL"),
-])
+], ids=["not-media", "audio-only", "missing", "outside-the-roots", "ftp", "bad-url"])
 def test_what_cannot_air_is_refused_with_the_reason(make, fragment):
     with pytest.raises(ConfigError) as refused:
         media.import_media(str(make()))
@@ -147,7 +147,7 @@ def test_api_imports_one_path_and_lists(api, folder):
     ({"path": "/etc/passwd"}, "path", "outside the media roots"),
     ({"path": None}, "path", "must be a file path"),
     ({"path": "x", "title": "y"}, "title", "unknown field"),
-])
+], ids=["broken", "outside-the-roots", "no-path", "unknown-field"])
 def test_api_import_refusals_are_400(api, folder, body, field, fragment):
     response = api.post("/api/media", body, format="json")
     assert response.status_code == 400
