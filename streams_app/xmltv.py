@@ -5,9 +5,12 @@ both systems (Plex takes a programme without one for a movie), "Series" or "Movi
 genres as categories, the artwork as its icon, and `previously-shown` on every airing but an
 asset's first on the channel (a programme without it is shown as new). Elements follow the
 DTD's order: title, sub-title, desc, date, category, icon, episode-num, previously-shown, rating.
+Built with lxml (a guide holds tens of thousands of elements: ElementTree's serializer took a
+third of a render), and what an asset contributes is worked out once per asset, not per airing.
 """
 from datetime import UTC, timedelta
-from xml.etree.ElementTree import Element, SubElement, tostring
+
+from lxml.etree import Element, SubElement, tostring
 
 from .listings import channel_listings, one_line
 
@@ -36,7 +39,15 @@ def add_text(parent, tag, text, **attributes):
     SubElement(parent, tag, attributes).text = text
 
 
-def add_programme(tv, channel_id, airing, artwork_url):
+def asset_facts(airing, artwork_url):
+    """What a programme's asset adds, whichever airing of it asks: (date, categories, icon,
+    onscreen and xmltv_ns episode numbers, rating)."""
+    asset = airing.asset
+    return (str(asset.year) if asset.year else "", airing.categories, artwork_url(asset),
+            airing.episode_label, xmltv_ns(asset), airing.rating)
+
+
+def add_programme(tv, channel_id, airing, facts):
     programme = SubElement(tv, "programme", start=xmltv_time(airing.start), stop=xmltv_time(airing.stop),
                            channel=channel_id)
     add_text(programme, "title", airing.title)
@@ -44,21 +55,21 @@ def add_programme(tv, channel_id, airing, artwork_url):
         add_text(programme, "sub-title", airing.sub_title)
     if airing.description:
         add_text(programme, "desc", airing.description)
-    asset = airing.asset
-    if asset and asset.year:
-        add_text(programme, "date", str(asset.year))
-    for category in airing.categories:
+    date, categories, icon, onscreen, numbers, rating = facts or ("", (), None, "", "", "")
+    if date:
+        add_text(programme, "date", date)
+    for category in categories:
         add_text(programme, "category", category)
-    if asset and (icon := artwork_url(asset)):
+    if icon:
         SubElement(programme, "icon", src=icon)
-    if airing.episode_label:
-        add_text(programme, "episode-num", airing.episode_label, system="onscreen")
-        if numbers := xmltv_ns(asset):
+    if onscreen:
+        add_text(programme, "episode-num", onscreen, system="onscreen")
+        if numbers:
             add_text(programme, "episode-num", numbers, system="xmltv_ns")
     if not airing.first_airing:
         SubElement(programme, "previously-shown")
-    if airing.rating:
-        add_text(SubElement(programme, "rating"), "value", airing.rating)
+    if rating:
+        add_text(SubElement(programme, "rating"), "value", rating)
 
 
 def xmltv(channels, now, logo_url, artwork_url):
@@ -73,8 +84,12 @@ def xmltv(channels, now, logo_url, artwork_url):
         if icon := logo_url(channel):  # after the display names, as the DTD orders them
             SubElement(node, "icon", src=icon)
     listings = channel_listings(channels, now, now + timedelta(hours=GUIDE_HOURS), now)
+    facts = {}
     for channel, airings in listings.items():
         for airing in airings:
-            add_programme(tv, tvg_id(channel), airing, artwork_url)
+            asset = airing.asset
+            if asset is not None and asset.pk not in facts:
+                facts[asset.pk] = asset_facts(airing, artwork_url)
+            add_programme(tv, tvg_id(channel), airing, asset and facts[asset.pk])
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE tv SYSTEM "xmltv.dtd">\n'
             + tostring(tv, encoding="unicode") + "\n")
