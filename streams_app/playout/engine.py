@@ -28,7 +28,8 @@ log = logging.getLogger("retrovue.playout")
 
 PREROLL_SECONDS = 2.0
 # A reader's start is a burst of CPU: never on the frame a segment begins, where the output
-# stage has most to do (a short segment would otherwise start the next reader at its boundary).
+# stage has most to do (a short segment would otherwise start the next reader at its boundary);
+# at most a quarter of the segment in, so a short one still leaves its successor time to start.
 SETTLE_SECONDS = 0.5
 RECENT = 256
 
@@ -276,7 +277,7 @@ class Pacer(threading.Thread):
         """At the start of frame k: pre-roll the next segment, take a switch asked for, and cut
         to a switch whose reader has output. True if the cut was made."""
         if (self.following is None and self.current.end - k <= self.preroll
-                and k - self.current.start >= min(self.settle, (self.current.end - self.current.start) // 2)):
+                and k - self.current.start >= min(self.settle, (self.current.end - self.current.start) // 4)):
             self.following = self.prepare.submit(self.prepared_entry, self.current.end)
         if self.switching is None and self.switch_hint.is_set():
             self.switch_hint.clear()
