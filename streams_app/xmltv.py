@@ -6,7 +6,7 @@ genres as categories, the artwork as its icon, and `previously-shown` on every a
 asset's first on the channel (a programme without it is shown as new). Elements follow the
 DTD's order: title, sub-title, desc, date, category, icon, episode-num, previously-shown, rating.
 Built with lxml (a guide holds tens of thousands of elements: ElementTree's serializer took a
-third of a render), and what an asset contributes is worked out once per asset, not per airing.
+fifth of a render), and what an asset contributes is worked out once per asset, not per airing.
 """
 from datetime import UTC, timedelta
 
