@@ -114,11 +114,14 @@ def _write_atomically(path, data):
 
 
 def remove_files(channel_id, keep=""):
-    """Remove the channel's logo files but `keep` (a deleted channel's: all of them)."""
-    for ext in CONTENT_TYPES:
-        name = f"{channel_id}.{ext}"
-        if name != keep:
-            (logos_dir() / name).unlink(missing_ok=True)
+    """Remove the channel's logo files but `keep` (a deleted channel's: all of them), once the
+    change that stops naming them commits: a save that fails keeps the file its record names."""
+    def remove():
+        for ext in CONTENT_TYPES:
+            name = f"{channel_id}.{ext}"
+            if name != keep:
+                (logos_dir() / name).unlink(missing_ok=True)
+    transaction.on_commit(remove)
 
 
 def store_logo(channel, data):

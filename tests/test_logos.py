@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from lxml import etree
 
 from channels_app import logos
@@ -57,7 +58,7 @@ def test_the_header_check_reads_the_size_of_ffmpeg_s_images(images):
     assert logos.image_kind(images["jpg"]) == ("jpg", 64, 64)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # files go once the change commits
 def test_raw_and_multipart_uploads_are_served_and_replace_each_other(api, client, images, data_dir):
     channel = make_channel(3)
     response = put_raw(api, 3, images["png"], "image/png")
@@ -102,7 +103,7 @@ def test_refused_uploads_are_400_on_logo_and_write_nothing(api, images, data_dir
     assert Channel.objects.get(number=3).logo == f"{channel.id}.png"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # files go once the change commits
 def test_removing_the_logo_or_the_channel_removes_its_file(api, client, images, data_dir):
     make_channel(3)
     put_raw(api, 3, images["png"], "image/png")
@@ -174,7 +175,7 @@ def test_cli_sets_the_group_on_create_and_configure(capsys):
     assert refused.value.returncode == 2 and Channel.objects.get(number=5).group == "Sport, Live"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # files go once the change commits
 def test_admin_uploads_previews_refuses_and_removes_the_logo(admin_client, images, data_dir):
     channel = make_channel(3)
     url = f"{CHANNELS}{channel.pk}/change/"
@@ -193,3 +194,14 @@ def test_admin_uploads_previews_refuses_and_removes_the_logo(admin_client, image
 
     assert admin_client.post(url, change_form(channel, group="Kids", remove_logo="on")).status_code == 302
     assert stored(data_dir) == [] and Channel.objects.get(pk=channel.pk).logo == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replacement_that_does_not_commit_keeps_the_file_its_record_names(images, data_dir):
+    channel = make_channel(3)
+    logos.store_logo(channel, images["png"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        logos.store_logo(channel, images["jpg"])
+        raise RuntimeError("the admin's save failed after the upload")
+    assert Channel.objects.get(pk=channel.pk).logo == f"{channel.id}.png"
+    assert f"{channel.id}.png" in stored(data_dir)
