@@ -4,9 +4,8 @@ It owns one run of the playout engine at a time: the output stage (a `runner.FFm
 the pacer that feeds it (`streams_app.playout`). `run()` is a loop of `step()`
 calls: each waits for an event (first progress, FFmpeg's exit, a worker shutdown) or a deadline
 (heartbeat, stall, restart), does one thing and returns what it did, so tests can drive it a
-step at a time. Every status write is a compare-and-swap on (run, generation): a supervisor that
-lost its lease can never overwrite the run that replaced it. The database may go away for a
-while: FFmpeg keeps running, samples are buffered, and the writes are retried when it returns.
+step at a time. Its database writes go through `run_record.RunRecord`: compare-and-swap on (run,
+generation), and while the database is away FFmpeg keeps running and the writes wait for it.
 """
 import collections
 import logging
@@ -19,7 +18,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import close_old_connections, connection
 from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -33,11 +32,12 @@ from . import playout
 from .alerts import clear_alert, raise_alert
 from .hls import begin_output, channel_dir, leg_problem, next_sequence, output_bitrate_kbps, window
 from .lifecycle import GAVE_UP
-from .models import Alert, MetricSample, Stream
+from .models import Alert, Stream
 from .output_legs import leg_can_resume
 from .playout.lease import Lease
 from .playout.argv import HLS_SEGMENT_SECONDS
 from .playout.plan import ChannelPlan
+from .run_record import RunRecord
 from .runner import FFmpegRun
 
 log = logging.getLogger("retrovue.supervisor")
@@ -46,7 +46,6 @@ TUNE_BURST_SECONDS = float(HLS_SEGMENT_SECONDS)
 SHUTDOWN = threading.Event()
 _ACTIVE = weakref.WeakSet()
 ERROR_LOG_LINES = 50
-SAMPLE_BUFFER = 720
 START_TIMEOUT_SECONDS = 15.0
 FINAL_WRITE_RETRY_SECONDS = 30.0
 
@@ -101,6 +100,7 @@ class Supervisor:
         self.stream = Stream.objects.select_related("channel__config").get(pk=stream_id)
         self.channel = self.stream.channel
         self.generation = self.stream.generation
+        self.record = RunRecord(self.stream, self.generation, clock)
         self.plan = channel_plan(self.channel)
         self.policy = self.channel.config.failover()
         self.wake = threading.Event()
@@ -114,10 +114,8 @@ class Supervisor:
         self.ever_ran = False
         self.reported_running = False
         self.restart_count = self.stream.restart_count
-        self.samples = collections.deque(maxlen=SAMPLE_BUFFER)
         self.next_heartbeat = 0.0
         self.next_sample = self.clock()
-        self.db_down_since = None
         self.failure_reason = ""
         self.lease = Lease(until=-math.inf)  # held from the claim on, renewed by heartbeats
         self.fenced_at = None  # (why, when its output stopped) once its lease lapsed
@@ -186,7 +184,7 @@ class Supervisor:
     def launch(self):
         """Claim the lease and start FFmpeg; returns an outcome if the run must not go on."""
         claimed_at = self.clock()
-        if not self.cas_stream(status__in=[Stream.Status.STARTING], heartbeat_at=timezone.now()):
+        if not self.record.cas_stream(status__in=[Stream.Status.STARTING], heartbeat_at=timezone.now()):
             return self.FENCED
         self.lease.renewed(claimed_at)
         if self.await_predecessor() and not self.renew():
@@ -206,7 +204,7 @@ class Supervisor:
         older = Stream.objects.filter(channel_id=self.channel.pk, generation__lt=self.generation,
                                       status__in=Stream.ACTIVE)
         waited = False
-        while self.db_write(older.exists) and self.clock() < deadline:
+        while self.record.write(older.exists) and self.clock() < deadline:
             waited = True
             self.wait(timeout=0.05)
         return waited
@@ -225,12 +223,12 @@ class Supervisor:
                                          run_id=self.stream.pk, host=self.stream.host, burst=burst)
         self.ffmpeg = run
         self.reported_running = False
-        self.db_write(self.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
+        self.record.write(self.record.cas_stream, argv=self.argv, pid=self.ffmpeg.pid)
         self.next_heartbeat = min(self.next_heartbeat, self.clock() + settings.RETROVUE_HEARTBEAT_SECONDS)
 
     def refresh_plan(self):
         """Re-read the channel's configuration; while the database is away, keep the last plan."""
-        channel = self.db_write(lambda: Channel.objects.select_related("config").get(pk=self.channel.pk))
+        channel = self.record.write(lambda: Channel.objects.select_related("config").get(pk=self.channel.pk))
         if channel is not None:
             self.channel, self.plan = channel, channel_plan(channel)
             self.policy = channel.config.failover()
@@ -242,7 +240,7 @@ class Supervisor:
         limits set last stay."""
         if self.group is None:
             return ()
-        need = self.db_write(channel_need, self.channel)
+        need = self.record.write(channel_need, self.channel)
         if need is not None:
             self.group.apply(need.cpu_percent, need.memory_mb, allowance=not self.stalled_under_cap)
         return self.group.procs
@@ -277,7 +275,7 @@ class Supervisor:
         self.ffmpeg.kill()
         if self.group and self.group.limits and (held_back := self.group.held_back()):
             why, self.stalled_under_cap = why + held_back, True
-        self.db_write(raise_alert, Alert.Kind.STALL, f"{self.channel}: {why}",
+        self.record.write(raise_alert, Alert.Kind.STALL, f"{self.channel}: {why}",
                       channel_id=self.channel.pk, severity=Alert.Severity.WARNING)
         if not self.ever_ran:
             self.failure_reason = f"ffmpeg {why}: {self.ffmpeg.error_tail()}"
@@ -320,14 +318,14 @@ class Supervisor:
         RESTART_LOOP alert, and beat leaves it there until an operator starts it."""
         now = self.clock()
         # The policy as it is now (a system default may have changed), the last one while the database is away.
-        self.policy = self.db_write(lambda: ChannelConfig.objects.get(channel_id=self.channel.pk).failover()) \
+        self.policy = self.record.write(lambda: ChannelConfig.objects.get(channel_id=self.channel.pk).failover()) \
             or self.policy
         if not self.policy["auto_restart"]:
             self.failure_reason = f"{reason} (auto_restart is off)"
             return self.FAILED
         if self.restarts_left() <= 0:
             self.failure_reason = f"{GAVE_UP} {self.attempts} restart attempts: {reason}"
-            self.db_write(raise_alert, Alert.Kind.RESTART_LOOP, f"{self.channel}: {self.failure_reason}",
+            self.record.write(raise_alert, Alert.Kind.RESTART_LOOP, f"{self.channel}: {self.failure_reason}",
                           channel_id=self.channel.pk, severity=Alert.Severity.CRITICAL,
                           value=self.attempts, threshold=self.policy["max_restart_attempts"])
             return self.FAILED
@@ -338,9 +336,9 @@ class Supervisor:
         delay = 0.0 if self.attempts == 1 else float(self.policy["restart_delay_seconds"])
         log.warning("%s: %s; restart %d in %gs", self.channel, reason, self.restart_count, delay)
         self.restart_at = now + delay
-        self.db_write(self.cas_stream, status=Stream.Status.STARTING, restart_count=self.restart_count,
+        self.record.write(self.record.cas_stream, status=Stream.Status.STARTING, restart_count=self.restart_count,
                       status_reason=reason)
-        self.db_write(self.cas_channel, status=Channel.Status.STARTING,
+        self.record.write(self.record.cas_channel, status=Channel.Status.STARTING,
                       status_reason=f"restarting after: {reason}")
         self.wake.set()  # no delay: restart at the next step
         return None
@@ -357,52 +355,23 @@ class Supervisor:
         return None
 
     # --- database -------------------------------------------------------------------------------
-    def cas_stream(self, only_if=None, **changes):
-        """Update our stream row only while it is still ours and active (and matches `only_if`);
-        True if it was."""
-        guard = {k: changes.pop(k) for k in list(changes) if k.startswith("status__")}
-        guard.setdefault("status__in", Stream.ACTIVE)
-        return bool(Stream.objects.filter(pk=self.stream.pk, generation=self.generation, **guard, **(only_if or {}))
-                    .update(**changes))
-
     def renew(self, only_if=None, **changes):
         """Renew the lease (writing `changes` with it), counted from just before the write;
         True, False (the run is no longer ours, or `only_if` did not hold) or None (the database
         is away)."""
         attempted_at = self.clock()
-        renewed = self.db_write(self.cas_stream, only_if, heartbeat_at=timezone.now(), **changes)
+        renewed = self.record.write(self.record.cas_stream, only_if, heartbeat_at=timezone.now(), **changes)
         if renewed:
             self.lease.renewed(attempted_at)
         elif renewed is None:
             self.lease.kept(attempted_at)
         return renewed
 
-    def cas_channel(self, only_from=None, **changes):
-        rows = Channel.objects.filter(pk=self.channel.pk, generation=self.generation)
-        if only_from:
-            rows = rows.filter(status__in=only_from)
-        return bool(rows.update(updated_at=timezone.now(), **changes))
-
-    def db_write(self, fn, *args, **kwargs):
-        """Run one database call; while the database is away, log once and return None."""
-        try:
-            result = fn(*args, **kwargs)
-        except DatabaseError as exc:
-            if self.db_down_since is None:
-                self.db_down_since = self.clock()
-                log.warning("%s: database unavailable, FFmpeg keeps running: %s", self.channel, exc)
-            connection.close()
-            return None
-        if self.db_down_since is not None:
-            log.warning("%s: database back after %.1fs", self.channel, self.clock() - self.db_down_since)
-            self.db_down_since = None
-        return result
-
     def mark_running(self):
         if self.group and self.group.limits:
             self.group.settle()  # on air: its own CPU cap from now on
         now = timezone.now()
-        wrote = self.db_write(self.cas_stream, status__in=[Stream.Status.STARTING],
+        wrote = self.record.write(self.record.cas_stream, status__in=[Stream.Status.STARTING],
                               status=Stream.Status.RUNNING, heartbeat_at=now, status_reason="",
                               **({} if self.ever_ran else {"started_at": now}))
         if wrote is None:
@@ -411,10 +380,10 @@ class Supervisor:
         self.up_since = self.clock()
         if self.ffmpeg.feeder:
             self.ffmpeg.feeder.output_began(self.ffmpeg.first_output_at)
-        self.db_write(self.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,
+        self.record.write(self.record.cas_channel, only_from=[Channel.Status.STARTING], status=Channel.Status.RUNNING,
                       status_reason="")
-        self.db_write(clear_alert, Alert.Kind.STALL, channel_id=self.channel.pk)
-        self.db_write(clear_alert, Alert.Kind.RESTART_LOOP, channel_id=self.channel.pk)
+        self.record.write(clear_alert, Alert.Kind.STALL, channel_id=self.channel.pk)
+        self.record.write(clear_alert, Alert.Kind.RESTART_LOOP, channel_id=self.channel.pk)
         log.info("%s is running on %s (pid %s)", self.channel, self.stream.host, self.ffmpeg.pid)
 
     def sample(self, health):
@@ -422,15 +391,7 @@ class Supervisor:
         if not self.reported_running or self.clock() < self.next_sample:
             return
         self.next_sample = self.clock() + settings.RETROVUE_METRICS_SAMPLE_SECONDS
-        self.samples.append(MetricSample(
-            stream_id=self.stream.pk, channel_id=self.channel.pk, at=timezone.now(),
-            restart_count=self.restart_count, **{k: health.get(k) for k in MetricSample.FIELDS}))
-
-    def flush_samples(self):
-        batch = list(self.samples)
-        if batch and self.db_write(MetricSample.objects.bulk_create, batch) is not None:
-            for _ in batch:
-                self.samples.popleft()
+        self.record.add_sample(health, self.restart_count)
 
     def heartbeat(self):
         """Renew the lease, writing the health, in one conditional update that holds while
@@ -451,10 +412,10 @@ class Supervisor:
         if renewed is None:
             return None  # database away: keep streaming, try again next beat
         if not renewed:
-            row = self.db_write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
+            row = self.record.write(lambda: Stream.objects.filter(pk=self.stream.pk).values(
                 "restart_requested", "channel__desired_state", "channel__generation",
                 "channel__switch_requested_at").first())
-            if row is None and self.db_down_since is not None:
+            if row is None and self.record.down_since is not None:
                 return None
             if row is None or row["channel__generation"] != self.generation:
                 return self.FENCED
@@ -465,9 +426,9 @@ class Supervisor:
             if row["channel__switch_requested_at"]:  # its wake-up was lost (or is on its way)
                 self.switch_asked()
             if row["restart_requested"] and self.restart_at is None:
-                self.flush_samples()
+                self.record.flush_samples()
                 return self.restart_now()
-        self.flush_samples()
+        self.record.flush_samples()
         return None
 
     def switch_asked(self):
@@ -496,10 +457,10 @@ class Supervisor:
                             ([f"HLS output failing: {hls}"] if hls and "HLS" not in lost else []))
         if problem:
             health["output_problem"] = problem
-            self.db_write(raise_alert, Alert.Kind.OUTPUT_FAILED, f"{self.channel}: {problem}",
+            self.record.write(raise_alert, Alert.Kind.OUTPUT_FAILED, f"{self.channel}: {problem}",
                           channel_id=self.channel.pk, severity=Alert.Severity.CRITICAL)
         elif self.output_problem:
-            self.db_write(clear_alert, Alert.Kind.OUTPUT_FAILED, channel_id=self.channel.pk)
+            self.record.write(clear_alert, Alert.Kind.OUTPUT_FAILED, channel_id=self.channel.pk)
         self.output_problem = problem
 
     def read_confinement(self, health):
@@ -513,7 +474,7 @@ class Supervisor:
         self.check_memory_kills(counted)
         if self.last_oom_at is not None and self.clock() - self.last_oom_at > settings.RETROVUE_RESTART_WINDOW_SECONDS:
             self.last_oom_at = None
-            self.db_write(clear_alert, Alert.Kind.OOM, channel_id=self.channel.pk)
+            self.record.write(clear_alert, Alert.Kind.OOM, channel_id=self.channel.pk)
 
     def check_memory_kills(self, counted=None):
         """The kernel killed a process of this run for its memory limit: raise OOM (with the
@@ -527,7 +488,7 @@ class Supervisor:
         self.last_oom_at = self.clock()
         self.errors.append({"at": timezone.now().isoformat(), "line": reason})
         log.warning("%s: %s", self.channel, reason)
-        self.db_write(raise_alert, Alert.Kind.OOM, f"{self.channel}: {reason}", channel_id=self.channel.pk,
+        self.record.write(raise_alert, Alert.Kind.OOM, f"{self.channel}: {reason}", channel_id=self.channel.pk,
                       severity=Alert.Severity.CRITICAL, value=counted["memory_peak_mb"],
                       threshold=self.group.limits[1])
         return reason
@@ -543,34 +504,21 @@ class Supervisor:
         final = {"ended_at": stopped_at, "exit_code": code, "error_log": list(self.errors)}
         if outcome == self.FAILED:
             log.error("%s failed: %s", self.channel, self.failure_reason)
-            writes = [lambda: self.cas_stream(status=Stream.Status.ERROR, status_reason=self.failure_reason,
+            writes = [lambda: self.record.cas_stream(status=Stream.Status.ERROR, status_reason=self.failure_reason,
                                               **final),
-                      lambda: self.cas_channel(status=Channel.Status.ERROR, status_reason=self.failure_reason)]
+                      lambda: self.record.cas_channel(status=Channel.Status.ERROR, status_reason=self.failure_reason)]
         elif outcome == self.FENCED:
             # The sweep may have ended the run already, at the latest time it could have published:
             # what this host knows is when it really stopped.
-            writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),
+            writes = [lambda: self.record.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),
                       lambda: Stream.objects.filter(pk=self.stream.pk, generation=self.generation,
                                                     status=Stream.Status.ERROR, ended_at__gt=stopped_at)
                       .update(ended_at=stopped_at, status_reason=Concat("status_reason", Value(f"; {reason}")))]
         else:
             reason = "stopped" if outcome == self.STOPPED else f"host {self.stream.host} shut down"
-            writes = [lambda: self.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),
-                      lambda: self.cas_channel(status=Channel.Status.STOPPED,
+            writes = [lambda: self.record.cas_stream(status=Stream.Status.STOPPED, status_reason=reason, **final),
+                      lambda: self.record.cas_channel(status=Channel.Status.STOPPED,
                                                status_reason="" if outcome == self.STOPPED else reason)]
-        writes.append(self.flush_samples)
+        writes.append(self.record.flush_samples)
         writes.append(lambda: release_run(self.stream.pk))  # a fenced run's reservation moved on
-        self.write_final(writes, patience=2.0 if outcome == self.SHUTDOWN_ else FINAL_WRITE_RETRY_SECONDS)
-
-    def write_final(self, writes, patience):
-        """The run's last words must land: retry while the database is away, up to `patience`."""
-        deadline = self.clock() + patience
-        pending = list(writes)
-        while pending:
-            if self.db_write(pending[0]) is None and self.db_down_since is not None:
-                if self.clock() > deadline:
-                    log.error("%s: could not record the end of the run; the sweep will", self.channel)
-                    return
-                self.wait(timeout=0.5)
-                continue
-            pending.pop(0)
+        self.record.write_final(writes, 2.0 if outcome == self.SHUTDOWN_ else FINAL_WRITE_RETRY_SECONDS, self.wait)

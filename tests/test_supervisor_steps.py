@@ -268,7 +268,7 @@ def test_a_database_outage_does_not_lapse_a_lease_that_keeps_being_attempted(sup
     supervisor, clock, runs, stream = supervised
     runs[0].advance()
     supervisor.step()
-    monkeypatch.setattr(supervisor, "db_write", lambda fn, *a, **kw: setattr(supervisor, "db_down_since", 1) or None)
+    monkeypatch.setattr(supervisor.record, "write", lambda fn, *a, **kw: setattr(supervisor.record, "down_since", 1) or None)
     for _ in range(20):  # ten seconds of heartbeats that cannot reach the database
         runs[0].advance()
         assert supervisor.step() is None
