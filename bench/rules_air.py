@@ -181,7 +181,8 @@ def main():
     offset = "n/a" if r["offset_max"] is None else (f"median {r['offset_median'] * 1000:+.0f} ms, "
                                                      f"max |{r['offset_max'] * 1000:.0f}| ms")
     print(f"new colour's first frame against its planned start: {offset}; not seen: {r['missed']}")
-    print(f"frames aired {r['aired_frames']} of {r['planned_frames']} planned; CC errors {r['cc']}, PCR faults {r['pcr']}")
+    print(f"frames aired {r['aired_frames']} of {r['planned_frames']} planned; "
+          f"CC errors {r['cc']}, PCR faults {r['pcr']}")
 
 
 if __name__ == "__main__":
